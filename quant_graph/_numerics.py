@@ -1,0 +1,69 @@
+"""Numerics every op shares (SPEC.md "Numerics"), in the portable torch form.
+
+The C kernels in ``csrc/kernels.c`` implement the same steps; the two are held to
+bit-identical results by the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+# Integer target ranges (lo, hi) by the torch dtype a user names.
+INT_RANGE = {
+    torch.int8: (-128, 127),
+    torch.qint8: (-128, 127),
+    torch.quint8: (0, 255),
+    torch.quint4x2: (-8, 7),
+    torch.qint32: (-(2**31), 2**31 - 1),
+}
+FLOAT8_MAX = {torch.float8_e4m3fn: 448.0, torch.float8_e5m2: 57344.0}
+
+# Rows per chunk in the portable path: bounds the float32 temporaries to a few MiB
+# whatever the input size, so peak extra memory stays well under the input's.
+CHUNK_ELEMENTS = 1 << 20
+
+
+def row_chunks(rows: int, cols: int) -> Iterator[slice]:
+    step = max(1, CHUNK_ELEMENTS // max(cols, 1))
+    for start in range(0, rows, step):
+        yield slice(start, min(start + step, rows))
+
+
+def saturate(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """NaN -> 0, clamp to [lo, hi], round half to even (in place on a float32 temporary)."""
+    return v.nan_to_num_(nan=0.0).clamp_(lo, hi).round_()
+
+
+def to_int(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Saturate float32 ``v`` into ``dtype``'s range and narrow it to its storage dtype
+    (int4 values come out as int8, still to be packed)."""
+    lo, hi = INT_RANGE[dtype]
+    if dtype == torch.qint32:
+        # int32 ends are not float32 values: saturate in float64 where they are.
+        return saturate(v.double(), lo, hi).to(torch.int32)
+    storage = torch.uint8 if dtype == torch.quint8 else torch.int8
+    return saturate(v, lo, hi).to(storage)
+
+
+def to_float8(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    fmax = FLOAT8_MAX[dtype]
+    return v.nan_to_num_(nan=0.0).clamp_(-fmax, fmax).to(dtype)
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """Pack int4 values (int8 tensor in [-8, 7], last dim divisible by 8) 8 per int32:
+    element 8k+j in bits [4j, 4j+4) of word k, as two's-complement nibbles."""
+    nibbles = (q.to(torch.int32) & 0xF).unflatten(-1, (-1, 8))
+    word = nibbles[..., 0]
+    for j in range(1, 8):
+        word = word | (nibbles[..., j] << (4 * j))
+    return word
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``pack_int4``: int32 words to int8 values in [-8, 7]."""
+    shifts = torch.arange(0, 32, 4, device=packed.device, dtype=torch.int32)
+    nibbles = (packed.unsqueeze(-1) >> shifts) & 0xF
+    return (nibbles - ((nibbles & 0x8) << 1)).to(torch.int8).flatten(-2)

@@ -1,0 +1,292 @@
+/*
+ * quant_graph's CPU kernels: one pass over memory per operator.
+ *
+ * Every kernel works a row at a time: the row is widened to float32 in a
+ * thread-local buffer that stays in L1/L2, transformed in place, then rounded
+ * and narrowed into the output. The arithmetic is the same sequence of IEEE
+ * float32 operations as the portable torch code in the Python modules (built
+ * with -ffp-contract=off so no FMA changes a rounding), so both paths give
+ * bit-identical results; the tests hold them to that.
+ *
+ * Loaded with ctypes by quant_graph/native.py; no Python or torch headers.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+enum qg_in_dtype { QG_F16 = 0, QG_BF16 = 1, QG_F32 = 2, QG_I32 = 3 };
+enum qg_out_kind { QG_OUT_INT8 = 0, QG_OUT_INT4 = 1, QG_OUT_UINT8 = 2, QG_OUT_INT32 = 3 };
+
+static float half_bits_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1fu) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {
+        /* subnormal half: normalise into a float32 */
+        exp = 113;
+        while (!(mant & 0x400u)) {
+            mant <<= 1;
+            exp--;
+        }
+        bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void load_row(float *restrict dst, const void *src, int dtype, int64_t n) {
+    int64_t i = 0;
+    switch (dtype) {
+    case QG_F16: {
+        const uint16_t *s = (const uint16_t *)src;
+#if defined(__F16C__)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+#endif
+        for (; i < n; i++) dst[i] = half_bits_to_float(s[i]);
+        break;
+    }
+    case QG_BF16: {
+        const uint16_t *s = (const uint16_t *)src;
+        for (; i < n; i++) {
+            uint32_t bits = (uint32_t)s[i] << 16;
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            dst[i] = f;
+        }
+        break;
+    }
+    case QG_F32:
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        break;
+    case QG_I32: {
+        const int32_t *s = (const int32_t *)src;
+        for (; i < n; i++) dst[i] = (float)s[i];
+        break;
+    }
+    }
+}
+
+/* NaN -> 0, clamp to [lo, hi], round half to even. Clamping first is exact
+ * because lo and hi are integers; it also keeps the int cast defined. */
+static inline float saturate(float v, float lo, float hi) {
+    v = v != v ? 0.0f : v;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    return rintf(v);
+}
+
+/* dst = saturate(v / div + add) in the output's integer format. Inlined into each
+ * caller so the division and addition fuse into the narrowing loop (one pass over v);
+ * callers with no divisor or offset pass 1 and 0, which change no value. */
+static inline __attribute__((always_inline)) void store_row(void *dst, int kind, float *restrict v, int64_t n,
+                                                            float div, float add) {
+    switch (kind) {
+    case QG_OUT_INT8: {
+        int8_t *d = (int8_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = (int8_t)saturate(v[i] / div + add, -128.0f, 127.0f);
+        break;
+    }
+    case QG_OUT_UINT8: {
+        uint8_t *d = (uint8_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = (uint8_t)saturate(v[i] / div + add, 0.0f, 255.0f);
+        break;
+    }
+    case QG_OUT_INT32: {
+        /* int32's ends are not float32 values: saturate in double, where they are. */
+        int32_t *d = (int32_t *)dst;
+        for (int64_t i = 0; i < n; i++) {
+            float f = v[i] / div + add;
+            double x = f != f ? 0.0 : (double)f;
+            x = x < -2147483648.0 ? -2147483648.0 : x;
+            x = x > 2147483647.0 ? 2147483647.0 : x;
+            d[i] = (int32_t)rint(x);
+        }
+        break;
+    }
+    case QG_OUT_INT4: {
+        /* element 8k+j sits in bits [4j, 4j+4) of word k */
+        for (int64_t i = 0; i < n; i++) v[i] = saturate(v[i] / div + add, -8.0f, 7.0f);
+        int32_t *d = (int32_t *)dst;
+        for (int64_t k = 0; k < n / 8; k++) {
+            uint32_t word = 0;
+            for (int j = 0; j < 8; j++) word |= ((uint32_t)(int32_t)v[8 * k + j] & 0xfu) << (4 * j);
+            d[k] = (int32_t)word;
+        }
+        break;
+    }
+    }
+}
+
+static int64_t out_row_bytes(int kind, int64_t cols) {
+    switch (kind) {
+    case QG_OUT_INT4: return cols / 8 * 4;
+    case QG_OUT_INT32: return cols * 4;
+    default: return cols;
+    }
+}
+
+static int64_t in_elem_bytes(int dtype) { return (dtype == QG_F16 || dtype == QG_BF16) ? 2 : 4; }
+
+/* Index of the group that row r falls in, for cumulative row ends. */
+static int64_t group_of_row(const int64_t *ends, int64_t groups, int64_t r, int64_t g) {
+    while (g < groups - 1 && r >= ends[g]) g++;
+    return g;
+}
+
+typedef struct {
+    float max, min, absmax;
+    int nan;
+} row_stats;
+
+/* Sixteen lanes in GCC vector types: a float max/min reduction does not vectorize
+ * without fast-math (which would also change results); explicit lanes do. NaN is
+ * tracked apart, as torch's reductions propagate it. */
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+
+static inline f32x16 select16(i32x16 mask, f32x16 a, f32x16 b) {
+    return (f32x16)(((i32x16)a & mask) | ((i32x16)b & ~mask));
+}
+
+static row_stats stats_of(const float *restrict v, int64_t n) {
+    f32x16 mx = {0}, mn = {0};
+    i32x16 nan = {0};
+    mx -= INFINITY;
+    mn += INFINITY;
+    int64_t i = 0;
+    f32x16 mx2 = mx, mn2 = mn;
+    for (; i + 32 <= n; i += 32) {
+        f32x16 x, y;
+        memcpy(&x, v + i, sizeof x);
+        memcpy(&y, v + i + 16, sizeof y);
+        nan |= (x != x) | (y != y);
+        mx = select16(x > mx, x, mx);
+        mn = select16(x < mn, x, mn);
+        mx2 = select16(y > mx2, y, mx2);
+        mn2 = select16(y < mn2, y, mn2);
+    }
+    mx = select16(mx2 > mx, mx2, mx);
+    mn = select16(mn2 < mn, mn2, mn);
+    row_stats s = {-INFINITY, INFINITY, 0.0f, 0};
+    for (int j = 0; j < 16; j++) {
+        s.nan |= nan[j] != 0;
+        s.max = mx[j] > s.max ? mx[j] : s.max;
+        s.min = mn[j] < s.min ? mn[j] : s.min;
+    }
+    for (; i < n; i++) {
+        s.nan |= v[i] != v[i];
+        s.max = v[i] > s.max ? v[i] : s.max;
+        s.min = v[i] < s.min ? v[i] : s.min;
+    }
+    if (n == 0) s.max = s.min = 0.0f;
+    s.absmax = fabsf(s.max) > fabsf(s.min) ? fabsf(s.max) : fabsf(s.min);
+    if (s.nan) s.max = s.min = s.absmax = NAN;
+    return s;
+}
+
+static void merge_stats(row_stats *into, row_stats s) {
+    into->nan |= s.nan;
+    into->max = s.max > into->max ? s.max : into->max;
+    into->min = s.min < into->min ? s.min : into->min;
+    into->absmax = s.absmax > into->absmax ? s.absmax : into->absmax;
+}
+
+/* scale (and offset) from a row's statistics, as SPEC.md writes them */
+static void dynamic_params(row_stats s, int symmetric, float dst_max, float dst_span, float *scale,
+                           float *offset) {
+    if (s.nan) {
+        *scale = NAN;
+        *offset = NAN;
+    } else if (symmetric) {
+        *scale = s.absmax / dst_max;
+        *offset = 0.0f;
+    } else {
+        *scale = (s.max - s.min) / dst_span;
+        *offset = dst_max - s.max / *scale;
+    }
+}
+
+static void dynamic_quant_row(float *restrict buf, int64_t cols, float scale, float offset, int out_kind,
+                              void *y_row) {
+    if (scale == 0.0f)
+        memset(y_row, 0, (size_t)out_row_bytes(out_kind, cols));
+    else
+        store_row(y_row, out_kind, buf, cols, scale, offset);
+}
+
+static void smooth_row(float *restrict buf, const float *restrict smooth, int64_t cols) {
+    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * smooth[i];
+}
+
+/*
+ * DynamicQuantV2. x: [rows, cols] contiguous; smooth: NULL or float32
+ * [groups, cols]; group_ends: NULL (smooth row 0 for every row) or int64
+ * cumulative row ends. per_tensor: one scale for the whole tensor.
+ */
+void qg_dynamic_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, const float *smooth,
+                      const int64_t *group_ends, int64_t groups, int symmetric, int per_tensor,
+                      int out_kind, float dst_max, float dst_span, void *y, float *scale, float *offset,
+                      int threads) {
+    const char *xb = (const char *)x;
+    char *yb = (char *)y;
+    const int64_t x_stride = cols * in_elem_bytes(x_dtype);
+    const int64_t y_stride = out_row_bytes(out_kind, cols);
+    row_stats total = {-INFINITY, INFINITY, 0.0f, 0};
+    if (rows == 0 || cols == 0) total.max = total.min = 0.0f;
+
+#pragma omp parallel num_threads(threads)
+    {
+        float *buf = (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float));
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+
+        if (per_tensor) {
+            row_stats local = {-INFINITY, INFINITY, 0.0f, 0};
+            for (int64_t r = r0; r < r1; r++) {
+                load_row(buf, xb + r * x_stride, x_dtype, cols);
+                if (smooth) smooth_row(buf, smooth, cols);
+                merge_stats(&local, stats_of(buf, cols));
+            }
+#pragma omp critical
+            merge_stats(&total, local);
+#pragma omp barrier
+        }
+        float tensor_scale = 0.0f, tensor_offset = 0.0f;
+        if (per_tensor) dynamic_params(total, symmetric, dst_max, dst_span, &tensor_scale, &tensor_offset);
+
+        int64_t g = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            load_row(buf, xb + r * x_stride, x_dtype, cols);
+            if (smooth) {
+                if (group_ends) g = group_of_row(group_ends, groups, r, g);
+                smooth_row(buf, smooth + g * cols, cols);
+            }
+            float s = tensor_scale, o = tensor_offset;
+            if (!per_tensor) {
+                dynamic_params(stats_of(buf, cols), symmetric, dst_max, dst_span, &s, &o);
+                scale[r] = s;
+                if (offset) offset[r] = o;
+            }
+            dynamic_quant_row(buf, cols, s, o, out_kind, yb + r * y_stride);
+        }
+        free(buf);
+    }
+    if (per_tensor) {
+        float unused_offset;
+        dynamic_params(total, symmetric, dst_max, dst_span, &scale[0], offset ? &offset[0] : &unused_offset);
+    }
+}

@@ -1,0 +1,264 @@
+"""DynamicQuantV2: dynamic per-token (or per-tensor) quantization, asymmetric and symmetric.
+
+Two torch_npu ops lower to the one GE operator ``DynamicQuantV2``:
+
+* ``npu_dynamic_quant_asymmetric`` (is_symmetrical=False) -> (y, scale, offset)
+* ``npu_dynamic_quant`` (is_symmetrical=True) -> (y, scale)
+
+Formulas (SPEC.md), per row of the last dim, after ``x = x * smooth_scales`` if given:
+asymmetric ``scale = (max - min) / (DST_MAX - DST_MIN)``, ``offset = DST_MAX - max / scale``,
+``y = round(x / scale + offset)``; symmetric ``scale = max|x| / DST_MAX``, ``y = round(x / scale)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.fx.experimental.symbolic_shapes import sym_and, sym_or
+
+from . import native
+from ._library import LIB, delegate_to_torch_npu
+from ._numerics import FLOAT8_MAX, INT_RANGE, pack_int4, row_chunks, to_float8, to_int
+
+ASYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2)
+SYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.float8_e5m2)
+QUANT_MODES = ("pertoken", "pertensor")
+MAX_EXPERTS = 1024
+
+_ARGS = (
+    "(Tensor x, *, Tensor? smooth_scales=None, Tensor? group_index=None, ScalarType? dst_type=None, "
+    'str quant_mode="pertoken")'
+)
+LIB.define(f"npu_dynamic_quant_asymmetric{_ARGS} -> (Tensor, Tensor, Tensor)")
+LIB.define(f"npu_dynamic_quant{_ARGS} -> (Tensor, Tensor)")
+
+
+def npu_dynamic_quant_asymmetric(x, *, smooth_scales=None, group_index=None, dst_type=None,
+                                 quant_mode="pertoken"):
+    """Dynamic asymmetric quantization (torch_npu.npu_dynamic_quant_asymmetric).
+
+    Args:
+        x: float16/bfloat16 tensor of rank >= 2; each slice along the last dim is a token.
+        smooth_scales: optional smooth-quant factors, same dtype as x: ``[H]``, or ``[E, H]``
+            (one row per expert) together with ``group_index``.
+        group_index: optional int32 ``[E]`` cumulative row ends over the flattened rows
+            (MoE): rows ``[group_index[i-1], group_index[i])`` use ``smooth_scales[i]``.
+        dst_type: None or torch.int8, or torch.quint4x2 (int4 packed 8 per int32).
+        quant_mode: "pertoken" (scale per row) or "pertensor" (one scale, shape ``(1,)``).
+
+    Returns:
+        ``(y, scale, offset)``: y int8 shaped like x (int32 ``[..., H // 8]`` for int4);
+        scale and offset float32 of shape ``x.shape[:-1]`` (``(1,)`` per tensor).
+    """
+    return torch.ops.quant_graph.npu_dynamic_quant_asymmetric(
+        x, smooth_scales=smooth_scales, group_index=group_index, dst_type=dst_type, quant_mode=quant_mode)
+
+
+def npu_dynamic_quant(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    """Dynamic symmetric quantization (torch_npu.npu_dynamic_quant).
+
+    Arguments as ``npu_dynamic_quant_asymmetric``; dst_type may also be torch.float8_e4m3fn
+    or torch.float8_e5m2 (scale = max|x| / the format's largest finite value).
+
+    Returns:
+        ``(y, scale)``.
+    """
+    return torch.ops.quant_graph.npu_dynamic_quant(
+        x, smooth_scales=smooth_scales, group_index=group_index, dst_type=dst_type, quant_mode=quant_mode)
+
+
+def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric: bool) -> torch.dtype:
+    """Shape, dtype and keyword rules of both seeds; returns the output dtype."""
+    op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
+    allowed = SYMMETRIC_DST_TYPES if symmetric else ASYMMETRIC_DST_TYPES
+    dst = torch.int8 if dst_type is None else dst_type
+    torch._check_type(x.dtype in (torch.float16, torch.bfloat16),
+                      lambda: f"{op}: x must be float16 or bfloat16, got {x.dtype}")
+    torch._check_value(x.dim() >= 2, lambda: f"{op}: x must have at least 2 dims, got {x.dim()}")
+    torch._check_value(dst in allowed, lambda: f"{op}: dst_type must be None or one of {allowed}, got {dst_type}")
+    torch._check_value(quant_mode in QUANT_MODES,
+                       lambda: f"{op}: quant_mode must be one of {QUANT_MODES}, got {quant_mode!r}")
+    hidden = x.shape[-1]
+    if dst == torch.quint4x2:
+        torch._check_value(hidden % 8 == 0, lambda: (
+            f"{op}: with dst_type=torch.quint4x2 the last dim of x must be divisible by 8, got {hidden}"))
+    if smooth_scales is not None:
+        torch._check_type(smooth_scales.dtype == x.dtype, lambda: (
+            f"{op}: smooth_scales must have x's dtype {x.dtype}, got {smooth_scales.dtype}"))
+    if group_index is None:
+        if smooth_scales is not None:
+            torch._check_value(smooth_scales.dim() == 1, lambda: (
+                f"{op}: without group_index, smooth_scales must be 1-D [H], got shape {tuple(smooth_scales.shape)}"))
+            torch._check_value(smooth_scales.shape[0] == hidden, lambda: (
+                f"{op}: smooth_scales must have x's last dim {hidden}, got {smooth_scales.shape[0]}"))
+        return dst
+    torch._check_value(smooth_scales is not None, lambda: f"{op}: group_index needs smooth_scales [E, H]")
+    torch._check_type(group_index.dtype == torch.int32,
+                      lambda: f"{op}: group_index must be int32, got {group_index.dtype}")
+    torch._check_value(group_index.dim() == 1,
+                       lambda: f"{op}: group_index must be 1-D [E], got shape {tuple(group_index.shape)}")
+    torch._check_value(quant_mode == "pertoken",
+                       lambda: f"{op}: group_index supports only quant_mode='pertoken', got {quant_mode!r}")
+    torch._check_value(smooth_scales.dim() == 2, lambda: (
+        f"{op}: with group_index, smooth_scales must be 2-D [E, H], got shape {tuple(smooth_scales.shape)}"))
+    experts = smooth_scales.shape[0]
+    torch._check_value(smooth_scales.shape[1] == hidden, lambda: (
+        f"{op}: smooth_scales [E, H] must have x's last dim H={hidden}, got {smooth_scales.shape[1]}"))
+    torch._check_value(group_index.shape[0] == experts, lambda: (
+        f"{op}: group_index must have E={experts} entries (smooth_scales' first dim), got {group_index.shape[0]}"))
+    torch._check_value(sym_and(experts >= 1, experts <= MAX_EXPERTS), lambda: (
+        f"{op}: the number of experts E must be in [1, {MAX_EXPERTS}], got {experts}"))
+    rows = math.prod(x.shape[:-1])
+    # The seed: E must not exceed S. An empty input (S = 0) is exempt: it returns empty outputs.
+    torch._check_value(sym_or(rows == 0, experts <= rows), lambda: (
+        f"{op}: the number of experts E={experts} must not exceed the number of rows S={rows}"))
+    return dst
+
+
+def check_group_ends(op: str, group_index: torch.Tensor, rows: int) -> None:
+    """Value rules for cumulative row ends (eager only: they read the tensor)."""
+    if group_index.numel() == 0:
+        return
+    ends = group_index.cpu()
+    if bool((ends[1:] < ends[:-1]).any()):
+        raise ValueError(f"{op}: group_index must be non-decreasing, got {ends.tolist()}")
+    if int(ends[0]) < 0:
+        raise ValueError(f"{op}: group_index values must be >= 0, got {int(ends[0])}")
+    if int(ends[-1]) != rows:
+        raise ValueError(f"{op}: group_index's last value must equal the number of rows S={rows}, "
+                         f"got {int(ends[-1])}")
+
+
+def _empty_outputs(x, dst, quant_mode):
+    """y and scale as both the fake and the eager kernel allocate them."""
+    lead = x.shape[:-1]
+    if dst == torch.quint4x2:
+        y = x.new_empty((*lead, x.shape[-1] // 8), dtype=torch.int32)
+    else:
+        y = x.new_empty(x.shape, dtype=dst)
+    scale = x.new_empty((1,) if quant_mode == "pertensor" else lead, dtype=torch.float32)
+    return y, scale
+
+
+def _fake(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
+    dst = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
+    return _empty_outputs(x, dst, quant_mode)
+
+
+@torch.library.register_fake("quant_graph::npu_dynamic_quant_asymmetric", lib=LIB)
+def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    y, scale = _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+    return y, scale, torch.empty_like(scale)
+
+
+@torch.library.register_fake("quant_graph::npu_dynamic_quant", lib=LIB)
+def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    return _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
+
+
+def _dst_limits(dst, symmetric):
+    """(DST_MAX, DST_MAX - DST_MIN) of the formulas."""
+    if dst in FLOAT8_MAX:
+        return FLOAT8_MAX[dst], 2 * FLOAT8_MAX[dst]
+    lo, hi = INT_RANGE[dst]
+    return float(hi), float(hi - lo)
+
+
+def _params(row_max, row_min, symmetric, dst_max, dst_span):
+    if symmetric:
+        scale = torch.maximum(row_max.abs(), row_min.abs()) / dst_max
+        return scale, torch.zeros_like(scale)
+    scale = (row_max - row_min) / dst_span
+    return scale, dst_max - row_max / scale
+
+
+def _row_max_min(xf):
+    if xf.shape[-1] == 0:
+        zeros = xf.new_zeros(xf.shape[:-1])
+        return zeros, zeros
+    row_min, row_max = torch.aminmax(xf, dim=-1)
+    return row_max, row_min
+
+
+def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset):
+    """Any device: chunks of rows, float32 temporaries of one chunk at a time."""
+    rows, cols = x2d.shape
+    dst_max, dst_span = _dst_limits(dst, symmetric)
+    if ends is not None:
+        row_group = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
+
+    def widened(chunk):
+        xf = x2d[chunk].float()
+        if smooth is not None:
+            xf = xf * (smooth[row_group[chunk]] if ends is not None else smooth[0])
+        return xf
+
+    if per_tensor:
+        tensor_max = tensor_min = x2d.new_zeros((1,), dtype=torch.float32)
+        for i, chunk in enumerate(row_chunks(rows, cols) if cols else ()):
+            chunk_min, chunk_max = torch.aminmax(widened(chunk))
+            if i == 0:
+                tensor_max, tensor_min = chunk_max.reshape(1), chunk_min.reshape(1)
+            else:
+                tensor_max, tensor_min = torch.maximum(tensor_max, chunk_max), torch.minimum(tensor_min, chunk_min)
+        scale_t, offset_t = _params(tensor_max, tensor_min, symmetric, dst_max, dst_span)
+        scale.copy_(scale_t)
+        if offset is not None:
+            offset.copy_(offset_t)
+
+    for chunk in row_chunks(rows, cols):
+        xf = widened(chunk)
+        if per_tensor:
+            s, o = scale_t, offset_t
+        else:
+            s, o = _params(*_row_max_min(xf), symmetric, dst_max, dst_span)
+            scale[chunk] = s
+            if offset is not None:
+                offset[chunk] = o
+        v = xf / s.unsqueeze(-1) if symmetric else xf / s.unsqueeze(-1) + o.unsqueeze(-1)
+        v = v.masked_fill_((s == 0).unsqueeze(-1), 0.0)
+        q = to_float8(v, dst) if dst in FLOAT8_MAX else to_int(v, dst)
+        y2d[chunk] = pack_int4(q) if dst == torch.quint4x2 else q
+
+
+def _eager(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
+    op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
+    dst = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
+    cols = x.shape[-1]
+    rows = math.prod(x.shape[:-1])
+    if group_index is not None:
+        check_group_ends(op, group_index, rows)
+    y, scale = _empty_outputs(x, dst, quant_mode)
+    offset = None if symmetric else torch.empty_like(scale)
+    per_tensor = quant_mode == "pertensor"
+    x2d = x.reshape(rows, cols).contiguous()
+    y2d = y.view(rows, y.shape[-1])
+    smooth = None if smooth_scales is None else smooth_scales.float().reshape(-1, cols).contiguous()
+    ends = None if group_index is None else group_index.to(torch.int64).contiguous()
+
+    if dst not in FLOAT8_MAX and native.serves(x, smooth_scales, group_index):
+        dst_max, dst_span = _dst_limits(dst, symmetric)
+        native.library().qg_dynamic_quant(
+            native.ptr(x2d), native.IN_DTYPE[x.dtype], rows, cols, native.ptr(smooth), native.ptr(ends),
+            0 if ends is None else ends.numel(), symmetric, per_tensor,
+            native.OUT_INT4 if dst == torch.quint4x2 else native.OUT_INT8, dst_max, dst_span,
+            native.ptr(y2d), native.ptr(scale), native.ptr(offset), native.threads())
+    else:
+        _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale.view(-1),
+                  None if offset is None else offset.view(-1))
+    return (y, scale) if symmetric else (y, scale, offset)
+
+
+@torch.library.impl(LIB, "npu_dynamic_quant_asymmetric", "CompositeExplicitAutograd")
+def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    return _eager(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+
+
+@torch.library.impl(LIB, "npu_dynamic_quant", "CompositeExplicitAutograd")
+def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    return _eager(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
+
+
+delegate_to_torch_npu("npu_dynamic_quant_asymmetric")
+delegate_to_torch_npu("npu_dynamic_quant")

@@ -1,0 +1,30 @@
+import torch
+from torch._dynamo.testing import CompileCounterWithBackend
+
+
+def assert_identical(actual, expected):
+    """Same dtype, shape and bits (NaN where NaN)."""
+    if isinstance(expected, (tuple, list)):
+        assert len(actual) == len(expected)
+        for a, e in zip(actual, expected, strict=True):
+            assert_identical(a, e)
+        return
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    if actual.dtype.is_floating_point and actual.element_size() == 1:
+        actual, expected = actual.view(torch.uint8), expected.view(torch.uint8)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
+
+
+def compile_once_across_tokens(fn, make_args, token_counts=(1, 7, 64, 1000)):
+    """Compile ``fn`` with inductor (dynamic, fullgraph), run it for each token count with
+    the token dim unbacked (so 1 does not specialise), check compiled == eager and return
+    the number of compiles."""
+    counter = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(fn, backend=counter, dynamic=True, fullgraph=True)
+    for tokens in token_counts:
+        args, token_dims = make_args(tokens)
+        for arg, dim in token_dims:
+            torch._dynamo.decorators.mark_unbacked(arg, dim)
+        assert_identical(compiled(*args), fn(*args))
+    return counter.frame_count
