@@ -83,6 +83,64 @@ def dynamic_quant_asymmetric(quick):
             composite_dynamic_quant_asymmetric, (x,), out_bytes)
 
 
+def composite_quantize(x, scales, zero_points):
+    v = x.float() * scales.float() + zero_points.float()
+    return torch.round(v).clamp(-128, 127).to(torch.int8)
+
+
+@case
+def quantize(quick):
+    tokens, hidden = (1024, 1024) if quick else (8192, 7168)
+    x = torch.randn(tokens, hidden, dtype=torch.float16)
+    scales, zero_points = torch.rand(hidden, dtype=torch.float16) + 0.5, torch.randn(hidden, dtype=torch.float16)
+    return (f"npu_quantize div_mode=False qint8, fp16 [{tokens}, {hidden}]", x,
+            lambda: qg.npu_quantize(x, scales, zero_points, torch.qint8, -1, False),
+            lambda: composite_quantize(x, scales, zero_points), composite_quantize, (x, scales, zero_points),
+            tokens * hidden)
+
+
+def composite_group_quant(x, scale, group_index, offset):
+    counts = torch.diff(group_index, prepend=group_index.new_zeros(1))
+    row_scale = scale.repeat_interleave(counts, dim=0, output_size=x.shape[0])
+    return torch.round(x.float() * row_scale + offset).clamp(-128, 127).to(torch.int8)
+
+
+@case
+def group_quant(quick):
+    tokens, hidden, groups = (1024, 1024, 8) if quick else (8192, 7168, 8)
+    x = torch.randn(tokens, hidden, dtype=torch.float16)
+    scale, offset = torch.rand(groups, hidden) * 50, torch.tensor([0.25])
+    group_index = torch.linspace(0, tokens, groups + 1)[1:].round().to(torch.int64)
+    return (f"npu_group_quant int8, fp16 [{tokens}, {hidden}], {groups} groups", x,
+            lambda: qg.npu_group_quant(x, scale, group_index, offset=offset),
+            lambda: composite_group_quant(x, scale, group_index, offset), composite_group_quant,
+            (x, scale, group_index, offset), tokens * hidden)
+
+
+def composite_dequant_swiglu_quant(x, weight_scale, activation_scale, quant_scale, group_index):
+    rows = torch.repeat_interleave(torch.arange(group_index.numel()), group_index, output_size=x.shape[0])
+    xf = x.float() * weight_scale[rows] * activation_scale.unsqueeze(-1)
+    a, b = xf.chunk(2, dim=-1)
+    out = torch.nn.functional.silu(b) * a * quant_scale[rows]
+    scale = out.abs().amax(-1, keepdim=True) / 127
+    return torch.round(out / scale).clamp(-128, 127).to(torch.int8), scale.squeeze(-1)
+
+
+@case
+def dequant_swiglu_quant(quick):
+    tokens, hidden, groups = (1024, 512, 8) if quick else (8192, 4096, 8)
+    x = torch.randint(-500, 500, (tokens, 2 * hidden), dtype=torch.int32)
+    weight_scale, activation_scale = torch.rand(groups, 2 * hidden) * 0.01, torch.rand(tokens) * 0.01
+    quant_scale = torch.rand(groups, hidden) + 0.5
+    group_index = torch.full((groups,), tokens // groups, dtype=torch.int64)
+    args = (x, weight_scale, activation_scale, quant_scale, group_index)
+    return (f"npu_dequant_swiglu_quant dynamic, int32 [{tokens}, {2 * hidden}], {groups} groups", x,
+            lambda: qg.npu_dequant_swiglu_quant(x, weight_scale=weight_scale, activation_scale=activation_scale,
+                                                quant_scale=quant_scale, group_index=group_index, quant_mode=1),
+            lambda: composite_dequant_swiglu_quant(*args), composite_dequant_swiglu_quant, args,
+            tokens * hidden + 4 * tokens)
+
+
 def run(name, quick, repeats, with_compile):
     title, x, ours, composite, composite_fn, composite_args, out_bytes = CASES[name](quick)
     moved = nbytes(x) + out_bytes

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
+from . import native
+
 # Integer target ranges (lo, hi) by the torch dtype a user names.
 INT_RANGE = {
     torch.int8: (-128, 127),
@@ -67,3 +69,46 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     shifts = torch.arange(0, 32, 4, device=packed.device, dtype=torch.int32)
     nibbles = (packed.unsqueeze(-1) >> shifts) & 0xF
     return (nibbles - ((nibbles & 0x8) << 1)).to(torch.int8).flatten(-2)
+
+
+def storage_dtype(dst: torch.dtype) -> torch.dtype:
+    """The dtype of the tensor that holds ``dst`` values (int4 packed into int32)."""
+    return {torch.quint8: torch.uint8, torch.qint32: torch.int32, torch.quint4x2: torch.int32}.get(dst, torch.int8)
+
+
+def packed_shape(shape, dst: torch.dtype):
+    """Output shape for ``dst``: int4 packs the last dim 8 to an int32."""
+    return (*shape[:-1], shape[-1] // 8) if dst == torch.quint4x2 else tuple(shape)
+
+
+def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, dst, out):
+    """``out = saturate(x * scale + zero)``, row by row.
+
+    The one kernel behind Quantize, AscendQuantV2 and GroupQuant; the portable twin of
+    ``qg_affine_quant`` in csrc/kernels.c, whose comment gives the parameter layouts:
+    per_row: ``scale``/``zero`` float32 ``[period]``, row r uses entry ``r % period``;
+    otherwise ``scale`` float32 ``[groups, cols]`` (row group from cumulative ``ends``, or
+    row 0) and ``zero`` float32 ``[cols]`` or None. ``out``: ``[rows, packed cols]``.
+    """
+    rows, cols = x2d.shape
+    if native.serves(x2d):
+        native.library().qg_affine_quant(
+            native.ptr(x2d), native.IN_DTYPE[x2d.dtype], rows, cols, native.ptr(scale), native.ptr(zero),
+            per_row, period, native.ptr(ends), 0 if ends is None else ends.numel(), native.OUT_KIND[dst],
+            native.ptr(out), native.threads())
+        return
+    if ends is not None:
+        row_group = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
+        row_group = row_group.clamp_(max=ends.numel() - 1)
+    for chunk in row_chunks(rows, cols):
+        xf = x2d[chunk].float()
+        if per_row:
+            channel = torch.arange(chunk.start, chunk.stop, device=xf.device) % period
+            s, z = scale[channel].unsqueeze(-1), None if zero is None else zero[channel].unsqueeze(-1)
+        else:
+            s, z = scale[row_group[chunk]] if ends is not None else scale[0], zero
+        v = xf * s
+        if z is not None:
+            v = v + z
+        q = to_int(v, dst)
+        out[chunk] = pack_int4(q) if dst == torch.quint4x2 else q

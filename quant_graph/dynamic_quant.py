@@ -18,6 +18,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import sym_and, sym_or
 
 from . import native
+from ._checks import check_group_ends
 from ._library import LIB, delegate_to_torch_npu
 from ._numerics import FLOAT8_MAX, INT_RANGE, pack_int4, row_chunks, to_float8, to_int
 
@@ -114,20 +115,6 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric
     torch._check_value(sym_or(rows == 0, experts <= rows), lambda: (
         f"{op}: the number of experts E={experts} must not exceed the number of rows S={rows}"))
     return dst
-
-
-def check_group_ends(op: str, group_index: torch.Tensor, rows: int) -> None:
-    """Value rules for cumulative row ends (eager only: they read the tensor)."""
-    if group_index.numel() == 0:
-        return
-    ends = group_index.cpu()
-    if bool((ends[1:] < ends[:-1]).any()):
-        raise ValueError(f"{op}: group_index must be non-decreasing, got {ends.tolist()}")
-    if int(ends[0]) < 0:
-        raise ValueError(f"{op}: group_index values must be >= 0, got {int(ends[0])}")
-    if int(ends[-1]) != rows:
-        raise ValueError(f"{op}: group_index's last value must equal the number of rows S={rows}, "
-                         f"got {int(ends[-1])}")
 
 
 def _empty_outputs(x, dst, quant_mode):
@@ -242,7 +229,7 @@ def _eager(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
         native.library().qg_dynamic_quant(
             native.ptr(x2d), native.IN_DTYPE[x.dtype], rows, cols, native.ptr(smooth), native.ptr(ends),
             0 if ends is None else ends.numel(), symmetric, per_tensor,
-            native.OUT_INT4 if dst == torch.quint4x2 else native.OUT_INT8, dst_max, dst_span,
+            native.OUT_KIND[dst], dst_max, dst_span,
             native.ptr(y2d), native.ptr(scale), native.ptr(offset), native.threads())
     else:
         _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale.view(-1),

@@ -30,11 +30,17 @@ FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopen
 # enum qg_in_dtype / qg_out_kind in kernels.c
 IN_DTYPE = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.int32: 3}
 OUT_INT8, OUT_INT4, OUT_UINT8, OUT_INT32 = 0, 1, 2, 3
+# by the target dtype a user names
+OUT_KIND = {torch.int8: OUT_INT8, torch.qint8: OUT_INT8, torch.quint4x2: OUT_INT4, torch.quint8: OUT_UINT8,
+            torch.qint32: OUT_INT32}
 
 _i64, _int, _f32, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_void_p
 _SIGNATURES = {
     "qg_dynamic_quant": [_ptr, _int, _i64, _i64, _ptr, _ptr, _i64, _int, _int, _int, _f32, _f32,
                          _ptr, _ptr, _ptr, _int],
+    "qg_affine_quant": [_ptr, _int, _i64, _i64, _ptr, _ptr, _int, _i64, _ptr, _i64, _int, _ptr, _int],
+    "qg_dequant_swiglu_quant": [_ptr, _int, _i64, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64,
+                                _int, _int, _ptr, _ptr, _int],
 }
 
 

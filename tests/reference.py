@@ -72,3 +72,73 @@ def dynamic_quant_reference(x, smooth_scales=None, group_index=None, dst_type=No
     y = y.reshape(*x.shape[:-1], y.shape[-1])
     outs = (y, scale.reshape(lead))
     return outs if symmetric else outs + (offset.reshape(lead),)
+
+
+def quantize_mul_reference(x, scales, zero_points, dtype, axis):
+    """npu_quantize div_mode=False: round(x * scales + zero_points) along the last dim, or
+    the second-to-last for axis == -2."""
+    shape = [1] * x.dim()
+    dim = x.dim() - 2 if axis == -2 else x.dim() - 1
+    shape[dim] = -1
+    v = x.float() * scales.float().reshape(shape)
+    if zero_points is not None:
+        v = v + zero_points.float().reshape(shape)
+    lo, hi = INT_LIMITS[torch.int8 if dtype == torch.qint8 else dtype]
+    q = saturate_round(v, lo, hi).to(torch.int8)
+    return pack_int4_reference(q) if dtype == torch.quint4x2 else q
+
+
+def quantize_per_channel_oracle(x, scales, zero_points, dtype, axis):
+    """npu_quantize div_mode=True is defined as torch.quantize_per_channel(...).int_repr()."""
+    zp = torch.zeros(scales.shape, dtype=torch.int64) if zero_points is None else zero_points.to(torch.int64)
+    return torch.quantize_per_channel(x.float(), scales.double(), zp, axis % x.dim(), dtype).int_repr()
+
+
+def group_quant_reference(x, scale, group_index, offset=None, dst_dtype=None):
+    dst = torch.quint4x2 if dst_dtype == torch.quint4x2 else torch.int8
+    out = torch.empty(x.shape)
+    start = 0
+    for g, end in enumerate(group_index.tolist()):
+        out[start:end] = x[start:end].float() * scale[g].float()
+        start = end
+    if offset is not None:
+        out = out + offset.float()
+    lo, hi = INT_LIMITS[dst]
+    q = saturate_round(out, lo, hi).to(torch.int8)
+    return pack_int4_reference(q) if dst == torch.quint4x2 else q
+
+
+def dequant_swiglu_quant_reference(x, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
+                                   quant_offset=None, group_index=None, activate_left=False, quant_mode=0):
+    tokens, width = x.shape
+    hidden = width // 2
+    counts = [tokens] if group_index is None else group_index.tolist()
+    y = torch.zeros(tokens, hidden, dtype=torch.int8)
+    scale = torch.zeros(tokens)
+    start = 0
+    for g, count in enumerate(counts):
+        rows = slice(start, start + count)
+        start += count
+        xf = x[rows].float()
+        if bias is not None:
+            xf = (x[rows].to(torch.int64) + bias.reshape(-1).to(torch.int64)).float()
+        if weight_scale is not None:
+            xf = xf * weight_scale.reshape(-1, width)[g if weight_scale.dim() == 2 and weight_scale.shape[0] > 1
+                                                       else 0] * activation_scale.reshape(-1, 1)[rows]
+        a, b = xf[:, :hidden], xf[:, hidden:]
+        out = torch.nn.functional.silu(a) * b if activate_left else torch.nn.functional.silu(b) * a
+        qs = None if quant_scale is None else quant_scale.float().reshape(-1, hidden)
+        qs = None if qs is None else qs[g if qs.shape[0] > 1 else 0]
+        if quant_mode == 1:
+            if qs is not None:
+                out = out * qs
+            s = out.abs().amax(-1, keepdim=True) / 127
+            q = saturate_round(out / s, -128, 127)
+            y[rows] = torch.where(s == 0, torch.zeros_like(q), q).to(torch.int8)
+            scale[rows] = s.squeeze(-1)
+        else:
+            v = out / qs
+            if quant_offset is not None:
+                v = v + quant_offset.float().reshape(-1)
+            y[rows] = saturate_round(v, -128, 127).to(torch.int8)
+    return y, scale

@@ -290,3 +290,105 @@ void qg_dynamic_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, co
         dynamic_params(total, symmetric, dst_max, dst_span, &scale[0], offset ? &offset[0] : &unused_offset);
     }
 }
+
+/*
+ * Affine quantization, y = saturate(x * scale + zero), with per-column or per-row
+ * parameters (Quantize, AscendQuantV2, GroupQuant). x: [rows, cols] contiguous.
+ *   per_row = 0: parameters vary along cols: scale row g (g from group_ends, else 0) of a
+ *                [groups, cols] table, zero NULL or [cols].
+ *   per_row = 1: one scale/zero per row, index r % period.
+ */
+void qg_affine_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, const float *scale,
+                     const float *zero, int per_row, int64_t period, const int64_t *group_ends, int64_t groups,
+                     int out_kind, void *y, int threads) {
+    const char *xb = (const char *)x;
+    char *yb = (char *)y;
+    const int64_t x_stride = cols * in_elem_bytes(x_dtype);
+    const int64_t y_stride = out_row_bytes(out_kind, cols);
+#pragma omp parallel num_threads(threads)
+    {
+        float *buf = (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float));
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        int64_t g = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            load_row(buf, xb + r * x_stride, x_dtype, cols);
+            if (per_row) {
+                const float s = scale[r % period], z = zero ? zero[r % period] : 0.0f;
+                for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s + z;
+            } else {
+                if (group_ends) g = group_of_row(group_ends, groups, r, g);
+                const float *s = scale + g * cols;
+                for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i];
+                if (zero)
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] + zero[i];
+            }
+            store_row(yb + r * y_stride, out_kind, buf, cols, 1.0f, 0.0f);
+        }
+        free(buf);
+    }
+}
+
+static inline float silu(float v) { return v / (1.0f + expf(-v)); }
+
+/*
+ * DequantSwigluQuant. x: [rows, 2h] int32 (dequantized) or bfloat16. Parameter tables are
+ * float32 with a row per group; a stride of 0 shares row 0 across groups. Rows at or past
+ * group_ends[groups - 1] get y = 0 and scale = 0. dynamic: symmetric int8 per row after
+ * out *= quant_scale; static: y = round(out / quant_scale + quant_offset), scale = 0.
+ */
+void qg_dequant_swiglu_quant(const void *x, int x_dtype, int64_t rows, int64_t h, const int32_t *bias,
+                             const float *weight_scale, int64_t weight_stride, const float *activation_scale,
+                             const float *quant_scale, int64_t quant_stride, const float *quant_offset,
+                             const int64_t *group_ends, int64_t groups, int activate_left, int dynamic,
+                             int8_t *y, float *scale, int threads) {
+    const int64_t cols = 2 * h;
+    const int64_t x_stride = cols * in_elem_bytes(x_dtype);
+    const int64_t valid_rows = group_ends[groups - 1] < rows ? group_ends[groups - 1] : rows;
+#pragma omp parallel num_threads(threads)
+    {
+        float *buf = (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float));
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        int64_t g = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            int8_t *y_row = y + r * h;
+            if (r >= valid_rows) {
+                memset(y_row, 0, (size_t)h);
+                scale[r] = 0.0f;
+                continue;
+            }
+            g = group_of_row(group_ends, groups, r, g);
+            const char *x_row = (const char *)x + r * x_stride;
+            if (bias) {
+                const int32_t *xi = (const int32_t *)x_row;
+                for (int64_t i = 0; i < cols; i++) buf[i] = (float)((int64_t)xi[i] + bias[i]);
+            } else {
+                load_row(buf, x_row, x_dtype, cols);
+            }
+            if (weight_scale) {
+                const float *ws = weight_scale + g * weight_stride, as = activation_scale[r];
+                for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * ws[i] * as;
+            }
+            const float *gate = activate_left ? buf : buf + h, *up = activate_left ? buf + h : buf;
+            for (int64_t i = 0; i < h; i++) buf[i] = silu(gate[i]) * up[i];
+            const float *qs = quant_scale ? quant_scale + g * quant_stride : NULL;
+            if (dynamic) {
+                if (qs)
+                    for (int64_t i = 0; i < h; i++) buf[i] = buf[i] * qs[i];
+                float s, unused_offset;
+                dynamic_params(stats_of(buf, h), 1, 127.0f, 255.0f, &s, &unused_offset);
+                scale[r] = s;
+                dynamic_quant_row(buf, h, s, 0.0f, QG_OUT_INT8, y_row);
+            } else {
+                const float *qo = quant_offset ? quant_offset + g * quant_stride : NULL;
+                for (int64_t i = 0; i < h; i++) buf[i] = buf[i] / qs[i];
+                if (qo)
+                    for (int64_t i = 0; i < h; i++) buf[i] = buf[i] + qo[i];
+                scale[r] = 0.0f;
+                store_row(y_row, QG_OUT_INT8, buf, h, 1.0f, 0.0f);
+            }
+        }
+        free(buf);
+    }
+}

@@ -1,0 +1,157 @@
+"""npu_quantize: static quantization with given scales and zero points.
+
+Lowers to ``Quantize`` (div_mode=True) or ``AscendQuantV2`` (div_mode=False).
+
+* div_mode=True: per channel along ``axis``, the same as
+  ``torch.quantize_per_channel(input, scales, zero_points, axis, dtype).int_repr()``:
+  ``y = round(x * (1 / scale) + zero_point)``, saturated (1/scale in float32, and the zero
+  point added before rounding, as that function does: it decides ties).
+* div_mode=False: ``y = round(x * scales + zero_points)``, element-wise along the last
+  axis, or the second-to-last when ``axis == -2``; scales/zero_points broadcast along it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.fx.experimental.symbolic_shapes import sym_or
+
+from ._checks import check_same_shape
+from ._library import LIB, delegate_to_torch_npu
+from ._numerics import affine_quant, packed_shape, storage_dtype
+
+DIV_DTYPES = (torch.qint8, torch.quint8, torch.qint32)
+MUL_DTYPES = (torch.qint8, torch.quint4x2)
+INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+DIV_SCALE_DTYPES = (torch.float32, torch.bfloat16)
+DIV_ZERO_POINT_DTYPES = (torch.int8, torch.uint8, torch.int32, torch.bfloat16)
+
+LIB.define("npu_quantize(Tensor input, Tensor scales, Tensor? zero_points, ScalarType dtype, int axis=1, "
+           "bool div_mode=True) -> Tensor")
+
+
+def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    """Quantize ``input`` with given scales and zero points (torch_npu.npu_quantize).
+
+    Args:
+        input: float32/float16/bfloat16 tensor.
+        scales: div_mode=True: float32/bfloat16 ``[input.shape[axis]]``, divided by.
+            div_mode=False: float32/float16/bfloat16, multiplied by; 1-D of the element-wise
+            dim's size or 1, or of input's rank with every dim 1 but that one.
+        zero_points: optional. div_mode=True: int8/uint8/int32/bfloat16, scales' shape.
+            div_mode=False: scales' shape and dtype.
+        dtype: div_mode=True: torch.qint8, torch.quint8 or torch.qint32 (int8, uint8 or int32
+            out). div_mode=False: torch.qint8 (int8 out) or torch.quint4x2 (int32 out, 8
+            values per element, last dim divisible by 8).
+        axis: div_mode=True: the channel dim. div_mode=False: -2 makes the second-to-last dim
+            element-wise, anything else in [-2, input.dim()) the last.
+        div_mode: which of the two formulas.
+    """
+    return torch.ops.quant_graph.npu_quantize(input, scales, zero_points, dtype, axis, div_mode)
+
+
+def _check_div_mode(input, scales, zero_points, dtype, axis):
+    torch._check_value(dtype in DIV_DTYPES, lambda: f"npu_quantize: with div_mode=True dtype must be one of "
+                                                    f"{DIV_DTYPES}, got {dtype}")
+    torch._check_type(scales.dtype in DIV_SCALE_DTYPES, lambda: (
+        f"npu_quantize: with div_mode=True scales must be float32 or bfloat16, got {scales.dtype}"))
+    torch._check_value(input.dim() >= 1 and -input.dim() <= axis < input.dim(), lambda: (
+        f"npu_quantize: axis must be in [{-input.dim()}, {input.dim()}) for a {input.dim()}-D input, got {axis}"))
+    channels = input.shape[axis]
+    torch._check_value(scales.dim() == 1, lambda: (
+        f"npu_quantize: with div_mode=True scales must be 1-D [input.shape[axis]], got shape {tuple(scales.shape)}"))
+    torch._check_value(scales.shape[0] == channels, lambda: (
+        f"npu_quantize: scales must have input.shape[axis]={channels} entries, got {scales.shape[0]}"))
+    if zero_points is not None:
+        torch._check_type(zero_points.dtype in DIV_ZERO_POINT_DTYPES, lambda: (
+            f"npu_quantize: with div_mode=True zero_points must be one of {DIV_ZERO_POINT_DTYPES}, "
+            f"got {zero_points.dtype}"))
+        check_same_shape("npu_quantize", "zero_points", zero_points, "scales", scales)
+
+
+def _check_mul_mode(input, scales, zero_points, dtype, axis):
+    torch._check_value(dtype in MUL_DTYPES, lambda: f"npu_quantize: with div_mode=False dtype must be one of "
+                                                    f"{MUL_DTYPES}, got {dtype}")
+    torch._check_type(scales.dtype in INPUT_DTYPES, lambda: (
+        f"npu_quantize: with div_mode=False scales must be float32, float16 or bfloat16, got {scales.dtype}"))
+    torch._check_value(-2 <= axis < input.dim(), lambda: (
+        f"npu_quantize: with div_mode=False axis must be in [-2, input.dim()={input.dim()}), got {axis}"))
+    torch._check_value(input.dim() >= (2 if axis == -2 else 1), lambda: (
+        f"npu_quantize: axis=-2 needs an input of at least 2 dims, got {input.dim()}"))
+    if dtype == torch.quint4x2:
+        torch._check_value(input.shape[-1] % 8 == 0, lambda: (
+            f"npu_quantize: with dtype=torch.quint4x2 the last dim of input must be divisible by 8, "
+            f"got {input.shape[-1]}"))
+    dim = input.dim() - 2 if axis == -2 else input.dim() - 1
+    size = input.shape[dim]
+    if scales.dim() == 1:
+        torch._check_value(sym_or_one(scales.shape[0], size), lambda: (
+            f"npu_quantize: 1-D scales must have {size} entries (input's dim {dim}) or 1, got {scales.shape[0]}"))
+    else:
+        torch._check_value(scales.dim() == input.dim(), lambda: (
+            f"npu_quantize: multi-dim scales must have input's rank {input.dim()}, got shape {tuple(scales.shape)}"))
+        for d in range(scales.dim()):
+            if d == dim:
+                torch._check_value(sym_or_one(scales.shape[d], size), lambda: (
+                    f"npu_quantize: scales' dim {d} must be {size} or 1, got {scales.shape[d]}"))
+            else:
+                torch._check_value(scales.shape[d] == 1, lambda: (
+                    f"npu_quantize: scales' dim {d} must be 1 (only dim {dim} is element-wise), "
+                    f"got shape {tuple(scales.shape)}"))
+    if zero_points is not None:
+        torch._check_type(zero_points.dtype == scales.dtype, lambda: (
+            f"npu_quantize: with div_mode=False zero_points must have scales' dtype {scales.dtype}, "
+            f"got {zero_points.dtype}"))
+        check_same_shape("npu_quantize", "zero_points", zero_points, "scales", scales)
+
+
+def sym_or_one(n, size):
+    """n == size or n == 1, without guarding on symbolic sizes."""
+    return sym_or(n == size, n == 1)
+
+
+def check_args(input, scales, zero_points, dtype, axis, div_mode):
+    torch._check_type(input.dtype in INPUT_DTYPES, lambda: (
+        f"npu_quantize: input must be float32, float16 or bfloat16, got {input.dtype}"))
+    if div_mode:
+        _check_div_mode(input, scales, zero_points, dtype, axis)
+    else:
+        _check_mul_mode(input, scales, zero_points, dtype, axis)
+
+
+@torch.library.register_fake("quant_graph::npu_quantize", lib=LIB)
+def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    check_args(input, scales, zero_points, dtype, axis, div_mode)
+    return input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
+
+
+@torch.library.impl(LIB, "npu_quantize", "CompositeExplicitAutograd")
+def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    check_args(input, scales, zero_points, dtype, axis, div_mode)
+    y = input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
+    x = input.contiguous()
+    zero = None if zero_points is None else zero_points.float().reshape(-1)
+    if div_mode:
+        # [outer, channels, inner]: channels are columns when inner is 1, else row blocks.
+        axis = axis % input.dim()
+        channels, inner = input.shape[axis], math.prod(input.shape[axis + 1:])
+        inverse = 1.0 / scales.float()  # float32 1/scale, as torch.quantize_per_channel
+        per_row = inner != 1
+        rows = math.prod(input.shape[:axis + 1]) if per_row else math.prod(input.shape[:axis])
+        cols = inner if per_row else channels
+        affine_quant(x.view(rows, cols), inverse if per_row else inverse.view(1, cols), zero,
+                     per_row=per_row, period=channels, dst=dtype, out=y.view(rows, cols))
+        return y
+    # div_mode=False: element-wise along the last dim, or the second-to-last (axis=-2).
+    per_row = axis == -2
+    size = input.shape[-2] if per_row else input.shape[-1]
+    scale = scales.float().reshape(-1).expand(size).contiguous()
+    zero = None if zero is None else zero.expand(size).contiguous()
+    rows, cols = math.prod(input.shape[:-1]), input.shape[-1]
+    affine_quant(x.view(rows, cols), scale if per_row else scale.view(1, cols), zero, per_row=per_row,
+                 period=size, dst=dtype, out=y.view(rows, y.shape[-1]))
+    return y
+
+
+delegate_to_torch_npu("npu_quantize")
