@@ -5,6 +5,9 @@ Each public function keeps torch_npu's name and signature and calls one op in th
 torch_npu's fused kernel, anywhere else an exact eager fallback.
 """
 
+import importlib.util
+import sys
+
 from . import native
 from .dequant_swiglu_quant import npu_dequant_swiglu_quant
 from .dynamic_quant import npu_dynamic_quant, npu_dynamic_quant_asymmetric
@@ -19,3 +22,23 @@ __all__ = [
     "npu_group_quant",
     "npu_quantize",
 ]
+
+
+def _register_ge_converters():
+    """On a host where torch_npu (and so TorchAir) imports, register the GE converters.
+
+    Offline GE mode is never entered here: it loads only when asked for
+    (``converters.load_torchair()``, ``quant_graph.ge_dump``). Importing quant_graph must not
+    fail for TorchAir's sake, so any failure here leaves the converters unregistered.
+    """
+    if "torchair" not in sys.modules and importlib.util.find_spec("torch_npu") is None:
+        return
+    try:
+        import converters
+
+        converters.load_torchair(offline=False)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+_register_ge_converters()

@@ -20,6 +20,7 @@ def compile_once_across_tokens(fn, make_args, token_counts=(1, 7, 64, 1000)):
     """Compile ``fn`` with inductor (dynamic, fullgraph), run it for each token count with
     the token dim unbacked (so 1 does not specialise), check compiled == eager and return
     the number of compiles."""
+    torch._dynamo.reset()  # parametrized tests share fn's code object
     counter = CompileCounterWithBackend("inductor")
     compiled = torch.compile(fn, backend=counter, dynamic=True, fullgraph=True)
     for tokens in token_counts:

@@ -1,0 +1,108 @@
+"""Offline GE mode: TorchAir's real Python code, on a machine without CANN or an NPU.
+
+TorchAir builds its GE graph (protobuf) in pure Python; of its native module
+``torchair.core._torchair``, graph construction only touches the names set in
+``_graph_construction_stub`` below.
+Those are replaced by no-ops, and every other native entry point (loading, compiling or
+running a graph on a device) raises ``CannRequiredError`` saying so. TorchAir's sources
+come from the torch_npu wheel installed in a side directory, where ``import torch_npu``
+cannot find it (so ``import torch`` keeps working on a host without CANN):
+
+    pip install --no-deps --target ~/.cache/quant_graph/torch_npu torch-npu==2.13.0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+INSTALL_COMMAND = "pip install --no-deps --target {dir} torch-npu==2.13.0"
+_NATIVE_MODULES = ("_torchair", "_npu_graph_executor", "_npu_utils", "_abi_compat_ge_apis")
+
+
+class CannRequiredError(RuntimeError):
+    """An offline-mode TorchAir call that needs CANN's GE runtime or an NPU."""
+
+
+def side_install_dir() -> Path:
+    return Path(os.environ.get("QUANT_GRAPH_TORCH_NPU_DIR", Path.home() / ".cache" / "quant_graph" / "torch_npu"))
+
+
+def torchair_source_dir() -> Path:
+    return side_install_dir() / "torch_npu" / "dynamo"
+
+
+def _needs_cann(name: str):
+    def call(*args, **kwargs):
+        raise CannRequiredError(
+            f"torchair: {name} needs CANN's GE runtime (libge_runner.so) and an Ascend NPU; quant_graph's offline "
+            f"GE mode builds and dumps GE graphs but cannot compile or run them")
+
+    return call
+
+
+class _TorchDataType:
+    """Stands in for the native enum; TorchAir only uses its members as dict values offline."""
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return name
+
+
+class _TorchNpuGraphBase:
+    """A graph handle that can be created but not loaded, compiled or run."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _needs_cann(f"TorchNpuGraph.{name}")
+
+
+def _native_stub(name: str) -> types.ModuleType:
+    module = types.ModuleType(f"torchair.core.{name}")
+
+    def native_attribute(attr: str):
+        if attr.startswith("__"):  # module protocol (__file__, __path__ ...): as for any module
+            raise AttributeError(attr)
+        return _needs_cann(f"{name}.{attr}")
+
+    module.__getattr__ = native_attribute
+    return module
+
+
+def _graph_construction_stub() -> types.ModuleType:
+    module = _native_stub("_torchair")
+    module.TorchDataType = _TorchDataType()
+    module.TorchNpuGraphBase = _TorchNpuGraphBase
+    for name in ("InitializeGraphEngine", "FinalizeGraphEngine", "SetDebugLogPath"):
+        setattr(module, name, lambda *args, **kwargs: None)
+    # "no IR registry here": TorchAir then generates no converter of its own for unknown ops.
+    module.get_registered_ir_def = lambda op_type: ("UNAVAILABLE_OFFLINE", [], [], [])
+    # No installed CANN to hold optional inputs/attrs against: report compatible ("").
+    # What offline mode checks instead is each node against TorchAir's REG_OP definitions.
+    module.check_cann_compat = lambda op_type, optional_inputs, optional_attrs: ""
+    return module
+
+
+def import_offline():
+    """Import TorchAir from the side install with its native pieces replaced."""
+    source = torchair_source_dir()
+    if not (source / "torchair" / "__init__.py").is_file():
+        raise ModuleNotFoundError(
+            f"quant_graph: offline GE mode needs TorchAir's Python sources, from the torch_npu wheel installed "
+            f"beside (not into) this environment; none at {source}. Install them with:\n    "
+            + INSTALL_COMMAND.format(dir=side_install_dir())
+            + "\n(or point QUANT_GRAPH_TORCH_NPU_DIR at such a directory)")
+    for name in _NATIVE_MODULES:
+        sys.modules[f"torchair.core.{name}"] = (
+            _graph_construction_stub() if name == "_torchair" else _native_stub(name))
+    sys.path.insert(0, str(source))
+    import torchair
+
+    return torchair

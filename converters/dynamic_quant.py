@@ -1,0 +1,30 @@
+"""npu_dynamic_quant(_asymmetric) -> GE DynamicQuantV2."""
+
+from __future__ import annotations
+
+import torch
+from torchair import register_fx_node_ge_converter
+from torchair._ge_concrete_graph import ge_apis as ge
+
+from ._ge import GE_OUTPUT_DTYPE, as_packed_int32, set_output_dtype
+
+
+def _dynamic_quant_v2(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetrical):
+    dst = torch.int8 if dst_type is None else dst_type
+    y, scale, offset = ge.DynamicQuantV2(x, smooth_scales, group_index, dst_type=GE_OUTPUT_DTYPE[dst],
+                                         is_symmetrical=symmetrical, quant_mode=quant_mode)
+    set_output_dtype(y, GE_OUTPUT_DTYPE[dst])
+    return (as_packed_int32(y, x.rank) if dst == torch.quint4x2 else y), scale, offset
+
+
+@register_fx_node_ge_converter(torch.ops.quant_graph.npu_dynamic_quant_asymmetric.default)
+def convert_npu_dynamic_quant_asymmetric(x, smooth_scales=None, group_index=None, dst_type=None,
+                                         quant_mode="pertoken", meta_outputs=None):
+    return _dynamic_quant_v2(x, smooth_scales, group_index, dst_type, quant_mode, symmetrical=False)
+
+
+@register_fx_node_ge_converter(torch.ops.quant_graph.npu_dynamic_quant.default)
+def convert_npu_dynamic_quant(x, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken",
+                              meta_outputs=None):
+    y, scale, _ = _dynamic_quant_v2(x, smooth_scales, group_index, dst_type, quant_mode, symmetrical=True)
+    return y, scale
