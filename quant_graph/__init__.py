@@ -9,12 +9,14 @@ import importlib.util
 import sys
 
 from . import native
+from .backend import backend
 from .dequant_swiglu_quant import npu_dequant_swiglu_quant
 from .dynamic_quant import npu_dynamic_quant, npu_dynamic_quant_asymmetric
 from .group_quant import npu_group_quant
 from .quantize import npu_quantize
 
 __all__ = [
+    "backend",
     "native",
     "npu_dequant_swiglu_quant",
     "npu_dynamic_quant",

@@ -1,6 +1,8 @@
 """Independent references written from SPEC.md's formulas: whole tensors, no chunking,
 no code shared with quant_graph. Arithmetic in float32 as the SPEC says."""
 
+import warnings
+
 import torch
 
 INT_LIMITS = {torch.int8: (-128, 127), torch.quint4x2: (-8, 7)}
@@ -91,7 +93,9 @@ def quantize_mul_reference(x, scales, zero_points, dtype, axis):
 def quantize_per_channel_oracle(x, scales, zero_points, dtype, axis):
     """npu_quantize div_mode=True is defined as torch.quantize_per_channel(...).int_repr()."""
     zp = torch.zeros(scales.shape, dtype=torch.int64) if zero_points is None else zero_points.to(torch.int64)
-    return torch.quantize_per_channel(x.float(), scales.double(), zp, axis % x.dim(), dtype).int_repr()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantize_per_channel.*deprecated")
+        return torch.quantize_per_channel(x.float(), scales.double(), zp, axis % x.dim(), dtype).int_repr()
 
 
 def group_quant_reference(x, scale, group_index, offset=None, dst_dtype=None):

@@ -201,18 +201,19 @@ def test_dequant_swiglu_quant_lowers_to_dequant_swiglu_quant(tmp_path, activate_
 
 
 def test_mixed_moe_block_lowers_every_quant_op_fused(tmp_path):
-    from moe_block import make_moe_block
+    from moe_ffn import make_model
 
-    block, args = make_moe_block(tokens=24)
-    dump = lower(tmp_path, block, *args)
+    model, args = make_model(tokens=24, experts=3, hidden=64, intermediate=64)
+    dump = lower(tmp_path, model, *args)
     graph = dump.graphs[0]
-    types = [n.type for n in graph.nodes(FUSED_QUANT_TYPES)]
-    assert sorted(types) == sorted(["DynamicQuantV2", "DequantSwigluQuant", "GroupQuant", "DynamicQuantV2"])
+    assert sorted(n.type for n in graph.nodes(FUSED_QUANT_TYPES)) == ["DequantSwigluQuant", "DynamicQuantV2",
+                                                                      "GroupQuant"]
     for node in graph.nodes(FUSED_QUANT_TYPES):
         assert conformance_errors(node, parse_reg_op(node.type)) == [], node.type
+    assert dump.not_lowered() == []
     summary = dump.summary()
-    assert summary.count("DynamicQuantV2 (") == 2 and "DequantSwigluQuant (" in summary
-    assert "x=DT_BF16[-1, -1]" in summary  # token and hidden dims dynamic
+    assert "not lowered to a fused node: nothing" in summary
+    assert "x=DT_BF16[-1, 64]" in summary  # the token dim is dynamic
 
 
 def test_offline_mode_refuses_to_run_a_graph():
