@@ -48,9 +48,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("QUANT_GRAPH_CACHE_DIR", Path.home() / ".cache" / "quant_graph"))
 
 
+def _cpu_signature() -> str:
+    """What -march=native compiles for: the CPU's model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return "".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))}))
+
+
 def _build(compiler: str) -> Path:
     key = hashlib.sha256(
-        SOURCE.read_bytes() + " ".join([compiler, *FLAGS, platform.machine(), platform.node()]).encode()
+        SOURCE.read_bytes() + " ".join([compiler, *FLAGS, platform.machine(), _cpu_signature()]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / f"kernels-{key}.so"
     if target.exists():

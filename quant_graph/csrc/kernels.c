@@ -141,6 +141,16 @@ static int64_t out_row_bytes(int kind, int64_t cols) {
 
 static int64_t in_elem_bytes(int dtype) { return (dtype == QG_F16 || dtype == QG_BF16) ? 2 : 4; }
 
+/* A thread's float32 row buffer: one row of the widest width the kernel handles. */
+static float *row_buffer(int64_t cols) { return (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float)); }
+
+/* The contiguous block of rows [r0, r1) this OpenMP thread takes. */
+static void this_threads_rows(int64_t rows, int64_t *r0, int64_t *r1) {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    *r0 = rows * t / nt;
+    *r1 = rows * (t + 1) / nt;
+}
+
 /* Index of the group that row r falls in, for cumulative row ends. */
 static int64_t group_of_row(const int64_t *ends, int64_t groups, int64_t r, int64_t g) {
     while (g < groups - 1 && r >= ends[g]) g++;
@@ -250,9 +260,9 @@ void qg_dynamic_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, co
 
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float));
-        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        float *buf = row_buffer(cols);
+        int64_t r0, r1;
+        this_threads_rows(rows, &r0, &r1);
 
         if (per_tensor) {
             row_stats local = {-INFINITY, INFINITY, 0.0f, 0};
@@ -307,9 +317,9 @@ void qg_affine_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, con
     const int64_t y_stride = out_row_bytes(out_kind, cols);
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float));
-        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        float *buf = row_buffer(cols);
+        int64_t r0, r1;
+        this_threads_rows(rows, &r0, &r1);
         int64_t g = 0;
         for (int64_t r = r0; r < r1; r++) {
             load_row(buf, xb + r * x_stride, x_dtype, cols);
@@ -347,9 +357,9 @@ void qg_dequant_swiglu_quant(const void *x, int x_dtype, int64_t rows, int64_t h
     const int64_t valid_rows = group_ends[groups - 1] < rows ? group_ends[groups - 1] : rows;
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float));
-        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        float *buf = row_buffer(cols);
+        int64_t r0, r1;
+        this_threads_rows(rows, &r0, &r1);
         int64_t g = 0;
         for (int64_t r = r0; r < r1; r++) {
             int8_t *y_row = y + r * h;
