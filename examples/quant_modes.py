@@ -1,6 +1,6 @@
 """quant_graph in one page: every mode of the dynamic-quant ops, eagerly and compiled.
 
-Run with ``bash scripts/demo.sh`` (sets up .venv first) or ``python examples/demo.py``.
+Run with ``python examples/quant_modes.py`` (after ``bash scripts/setup.sh``: ``.venv/bin/python``).
 """
 
 import torch
