@@ -143,7 +143,7 @@ def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="per
     return _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
 
 
-def _dst_limits(dst, symmetric):
+def _dst_limits(dst):
     """(DST_MAX, DST_MAX - DST_MIN) of the formulas."""
     if dst in FLOAT8_MAX:
         return FLOAT8_MAX[dst], 2 * FLOAT8_MAX[dst]
@@ -170,7 +170,7 @@ def _row_max_min(xf):
 def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset):
     """Any device: chunks of rows, float32 temporaries of one chunk at a time."""
     rows, cols = x2d.shape
-    dst_max, dst_span = _dst_limits(dst, symmetric)
+    dst_max, dst_span = _dst_limits(dst)
     if ends is not None:
         row_group = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
 
@@ -181,13 +181,11 @@ def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset)
         return xf
 
     if per_tensor:
-        tensor_max = tensor_min = x2d.new_zeros((1,), dtype=torch.float32)
-        for i, chunk in enumerate(row_chunks(rows, cols) if cols else ()):
-            chunk_min, chunk_max = torch.aminmax(widened(chunk))
-            if i == 0:
-                tensor_max, tensor_min = chunk_max.reshape(1), chunk_min.reshape(1)
-            else:
-                tensor_max, tensor_min = torch.maximum(tensor_max, chunk_max), torch.minimum(tensor_min, chunk_min)
+        # an empty tensor counts as all zeros (scale 0), as in the C kernel
+        zero = x2d.new_zeros((), dtype=torch.float32)
+        stats = [torch.aminmax(widened(chunk)) for chunk in row_chunks(rows, cols)] if cols else []
+        mins, maxs = zip(*stats, strict=True) if stats else ((zero,), (zero,))
+        tensor_min, tensor_max = torch.stack(mins).amin().reshape(1), torch.stack(maxs).amax().reshape(1)
         scale_t, offset_t = _params(tensor_max, tensor_min, symmetric, dst_max, dst_span)
         scale.copy_(scale_t)
         if offset is not None:
@@ -224,7 +222,7 @@ def _eager(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
     ends = None if group_index is None else group_index.to(torch.int64).contiguous()
 
     if dst not in FLOAT8_MAX and native.serves(x, smooth_scales, group_index):
-        dst_max, dst_span = _dst_limits(dst, symmetric)
+        dst_max, dst_span = _dst_limits(dst)
         native.library().qg_dynamic_quant(
             native.ptr(x2d), native.IN_DTYPE[x.dtype], rows, cols, native.ptr(smooth), native.ptr(ends),
             0 if ends is None else ends.numel(), symmetric, per_tensor,

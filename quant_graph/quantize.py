@@ -131,7 +131,7 @@ def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
     check_args(input, scales, zero_points, dtype, axis, div_mode)
     y = input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
     x = input.contiguous()
-    zero = None if zero_points is None else zero_points.float().reshape(-1)
+    zero = None if zero_points is None else zero_points.float().reshape(-1).contiguous()
     if div_mode:
         # [outer, channels, inner]: channels are columns when inner is 1, else row blocks.
         axis = axis % input.dim()

@@ -1,5 +1,7 @@
 """The quant_graph backend (by name, as installed), the examples, and the quant-graph CLI."""
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -70,6 +72,11 @@ def test_cli_dump_lists_every_quant_op_as_its_fused_node(tmp_path, capsys, targe
     pbtxts, dots = list(tmp_path.glob("*.pbtxt")), list(tmp_path.glob("*.dot"))
     assert len(pbtxts) == 1 and len(dots) == 1
     assert 'fillcolor="#f6c85f"' in dots[0].read_text()  # fused nodes stand out
+    svgs = list(tmp_path.glob("*.svg"))
+    if shutil.which("dot") or os.environ.get("CI"):  # .ci/run installs Graphviz
+        assert len(svgs) == 1 and "<svg" in svgs[0].read_text()
+    else:
+        assert svgs == []
 
 
 def test_cli_dump_reports_a_model_that_does_not_lower(tmp_path, capsys):
