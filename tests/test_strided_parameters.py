@@ -2,9 +2,9 @@
 contiguous copies give, on both kernel paths: the C kernels take raw pointers."""
 
 import torch
+from helpers import assert_identical
 
 import quant_graph as qg
-from helpers import assert_identical
 
 
 def strided(t):
