@@ -55,3 +55,18 @@ def ge_dtype_names() -> dict[int, str]:
     from torchair.ge import DataType
 
     return {value: name for name, value in vars(DataType).items() if name.startswith("DT_")}
+
+
+def ge_input_names(op_type: str) -> list[str]:
+    """A GE operator's inputs in order, from its generated raw op's signature (the
+    parameters before the keyword-only attrs); empty for an operator TorchAir lacks."""
+    load_torchair()
+    import inspect
+
+    from torchair._ge_concrete_graph import ge_apis
+
+    raw_op = getattr(ge_apis, op_type, None)
+    if raw_op is None:
+        return []
+    params = inspect.signature(raw_op).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -82,9 +82,11 @@ def _desc_shape(desc):
 class GraphIndex:
     """A GraphDef with its producers indexed, to resolve what the descriptors leave unset."""
 
-    def __init__(self, graph, ge_dtype_names: dict[int, str]):
+    def __init__(self, graph, ge_dtype_names: dict[int, str], input_names=None):
         self.graph = graph
         self.ge_dtype_names = ge_dtype_names
+        # op type -> its inputs in order: shows optional inputs a node leaves out entirely
+        self.input_names = input_names
         self.ops = {op.name: op for op in graph.op}
 
     def _producer(self, source):
@@ -130,6 +132,9 @@ class GraphIndex:
             if dtype == "DT_UNDEFINED":
                 dtype = self.dtype_of(source)
             inputs.append(GeTensor(desc.name, source, dtype, _desc_shape(desc) or self.shape_of(source)))
+        if self.input_names is not None and op.type in FUSED_QUANT_TYPES:
+            given = {t.name: t for t in inputs}
+            inputs = [given.get(name, GeTensor(name, None)) for name in self.input_names(op.type)] or inputs
         outputs = [GeTensor(d.name, f"{op.name}:{i}", self.dtype_of(f"{op.name}:{i}"), _desc_shape(d))
                    for i, d in enumerate(op.output_desc)]
         attrs = {k: _attr_value(v) for k, v in sorted(op.attr.items()) if not k.startswith(("_", "["))}
@@ -269,7 +274,7 @@ def _recording_quant_ops(backend_fn, counter: Counter):
 def dump_ge_graph(fn, *args, dump_dir, dynamic: bool = True, fullgraph: bool = True, **kwargs) -> GeDump:
     """Compile ``fn`` with TorchAir's backend, call it on ``args``, and return the GE graphs
     that call built (written to ``dump_dir`` as ``*.pbtxt``) with its outputs."""
-    from converters.ge_graph import ge_dtype_names, npu_backend, read_graphs
+    from converters.ge_graph import ge_dtype_names, ge_input_names, npu_backend, read_graphs
 
     before = {path for path, _ in read_graphs(dump_dir)} if Path(dump_dir).exists() else set()
     fx_quant_ops = Counter()
@@ -278,4 +283,5 @@ def dump_ge_graph(fn, *args, dump_dir, dynamic: bool = True, fullgraph: bool = T
     outputs = compiled(*args, **kwargs)
     fresh = [(path, graph) for path, graph in read_graphs(dump_dir) if path not in before]
     names = ge_dtype_names()
-    return GeDump(outputs, fx_quant_ops, [path for path, _ in fresh], [GraphIndex(graph, names) for _, graph in fresh])
+    graphs = [GraphIndex(graph, names, ge_input_names) for _, graph in fresh]
+    return GeDump(outputs, fx_quant_ops, [path for path, _ in fresh], graphs)
