@@ -110,3 +110,14 @@ def test_console_script_is_installed():
     assert script.exists(), "pip install -e . puts the quant-graph script beside the interpreter"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     assert "dump" in result.stdout and "check" in result.stdout
+
+
+def test_import_survives_a_broken_torch_npu(tmp_path):
+    """A torch_npu that is installed but cannot import (no CANN) must not break quant_graph."""
+    broken = tmp_path / "torch_npu"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise OSError('libhccl.so: cannot open shared object file')\n")
+    code = "import quant_graph, sys; print(quant_graph.npu_dynamic_quant.__name__, 'torchair' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split() == ["npu_dynamic_quant", "False"]
