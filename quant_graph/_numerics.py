@@ -64,13 +64,6 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
     return word
 
 
-def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``pack_int4``: int32 words to int8 values in [-8, 7]."""
-    shifts = torch.arange(0, 32, 4, device=packed.device, dtype=torch.int32)
-    nibbles = (packed.unsqueeze(-1) >> shifts) & 0xF
-    return (nibbles - ((nibbles & 0x8) << 1)).to(torch.int8).flatten(-2)
-
-
 def storage_dtype(dst: torch.dtype) -> torch.dtype:
     """The dtype of the tensor that holds ``dst`` values (int4 packed into int32)."""
     return {torch.quint8: torch.uint8, torch.qint32: torch.int32, torch.quint4x2: torch.int32}.get(dst, torch.int8)
