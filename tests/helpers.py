@@ -1,5 +1,36 @@
+import contextlib
+
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from quant_graph import native
+
+
+@contextlib.contextmanager
+def portable_path():
+    """Run the ops on their portable torch path, as on a machine without the C kernels."""
+    library = native.library
+    native.library = lambda: None
+    try:
+        yield
+    finally:
+        native.library = library
+
+
+def call_on_fakes(op, *args, **kwargs):
+    """op with every tensor argument replaced by a FakeTensor: what its fake kernel returns."""
+    with FakeTensorMode() as mode:
+        def fake(v):
+            return mode.from_tensor(v) if isinstance(v, torch.Tensor) else v
+        return op(*(fake(a) for a in args), **{k: fake(v) for k, v in kwargs.items()})
+
+
+def assert_same_metadata(fake, eager):
+    """Shapes and dtypes of (tuples of) tensors agree."""
+    fake, eager = (fake, eager) if isinstance(eager, tuple) else ((fake,), (eager,))
+    for f, e in zip(fake, eager, strict=True):
+        assert (f.shape, f.dtype) == (e.shape, e.dtype)
 
 
 def assert_identical(actual, expected):

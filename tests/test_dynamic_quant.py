@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from helpers import assert_identical, compile_once_across_tokens
+from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import dynamic_quant_reference, pack_int4_reference
@@ -120,7 +120,6 @@ def test_large_moe_crosses_chunks_and_threads(kernel_path):
        specials=st.lists(st.sampled_from([0.0, float("nan"), float("inf"), -float("inf"), 6e4, -1e-7]),
                          max_size=4))
 def test_native_and_portable_paths_agree(rows, cols, symmetric, int4, pertensor, bf16, seed, specials):
-    from quant_graph import native
     g = torch.Generator().manual_seed(seed)
     int4 = int4 and cols % 8 == 0  # odd widths exercise the kernels' vector tails
     x = torch.randn(rows, cols, generator=g).to(torch.bfloat16 if bf16 else torch.float16)
@@ -130,12 +129,8 @@ def test_native_and_portable_paths_agree(rows, cols, symmetric, int4, pertensor,
             x[(seed + i) % rows, (seed * 7 + i) % x.shape[1]] = v
     kwargs = {"dst_type": torch.quint4x2 if int4 else None, "quant_mode": "pertensor" if pertensor else "pertoken"}
     fast = OPS[symmetric](x, **kwargs)
-    lib = native.library
-    native.library = lambda: None
-    try:
+    with portable_path():
         portable = OPS[symmetric](x, **kwargs)
-    finally:
-        native.library = lib
     assert_identical(fast, portable)
 
 
@@ -209,17 +204,11 @@ def test_opcheck_float8():
        dst=st.sampled_from([None, torch.int8, torch.quint4x2]), pertensor=st.booleans(),
        smooth=st.booleans())
 def test_fake_matches_eager(shape, cols8, dtype, symmetric, dst, pertensor, smooth):
-    from torch._subclasses.fake_tensor import FakeTensorMode
     x = torch.randn(*shape, cols8 * 8).to(dtype)
     kwargs = {"dst_type": dst, "quant_mode": "pertensor" if pertensor else "pertoken"}
     if smooth:
         kwargs["smooth_scales"] = torch.rand(cols8 * 8).to(dtype)
-    eager = OPS[symmetric](x, **kwargs)
-    with FakeTensorMode() as mode:
-        fake = OPS[symmetric](mode.from_tensor(x), **{k: mode.from_tensor(v) if isinstance(v, torch.Tensor) else v
-                                                     for k, v in kwargs.items()})
-    for f, e in zip(fake, eager, strict=True):
-        assert (f.shape, f.dtype) == (e.shape, e.dtype)
+    assert_same_metadata(call_on_fakes(OPS[symmetric], x, **kwargs), OPS[symmetric](x, **kwargs))
 
 
 # --- torch.compile -----------------------------------------------------------------

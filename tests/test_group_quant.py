@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers import assert_identical, compile_once_across_tokens
+from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import group_quant_reference
@@ -67,16 +67,11 @@ def test_nan_inf_zero_rows_and_empty(kernel_path):
 @given(rows=st.integers(0, 40), cols8=st.integers(1, 6), groups=st.integers(1, 6), seed=st.integers(0, 999),
        int4=st.booleans())
 def test_native_and_portable_paths_agree(rows, cols8, groups, seed, int4):
-    from quant_graph import native
     x, scale, group_index, offset = make_case(rows, cols8 * 8, groups, torch.bfloat16, seed=seed)
     dst = torch.quint4x2 if int4 else None
     fast = qg.npu_group_quant(x, scale, group_index, offset=offset, dst_dtype=dst)
-    lib = native.library
-    native.library = lambda: None
-    try:
+    with portable_path():
         portable = qg.npu_group_quant(x, scale, group_index, offset=offset, dst_dtype=dst)
-    finally:
-        native.library = lib
     assert_identical(fast, portable)
 
 
@@ -90,13 +85,10 @@ def test_opcheck(dst, with_offset):
 
 @given(rows=st.integers(0, 9), cols8=st.integers(1, 4), groups=st.integers(1, 4), int4=st.booleans())
 def test_fake_matches_eager(rows, cols8, groups, int4):
-    from torch._subclasses.fake_tensor import FakeTensorMode
     x, scale, group_index, _ = make_case(rows, cols8 * 8, groups)
     dst = torch.quint4x2 if int4 else None
-    eager = qg.npu_group_quant(x, scale, group_index, dst_dtype=dst)
-    with FakeTensorMode() as mode:
-        fake = qg.npu_group_quant(*(mode.from_tensor(t) for t in (x, scale, group_index)), dst_dtype=dst)
-    assert (fake.shape, fake.dtype) == (eager.shape, eager.dtype)
+    assert_same_metadata(call_on_fakes(qg.npu_group_quant, x, scale, group_index, dst_dtype=dst),
+                         qg.npu_group_quant(x, scale, group_index, dst_dtype=dst))
 
 
 @pytest.mark.parametrize("dst", [None, torch.quint4x2])

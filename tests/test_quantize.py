@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers import assert_identical, compile_once_across_tokens
+from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import quantize_mul_reference, quantize_per_channel_oracle
@@ -136,7 +136,6 @@ def test_non_contiguous_input(kernel_path):
 @given(rows=st.integers(0, 30), cols=st.integers(1, 70), div_mode=st.booleans(), seed=st.integers(0, 999),
        in_dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
 def test_native_and_portable_paths_agree(rows, cols, div_mode, seed, in_dtype):
-    from quant_graph import native
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(rows, cols, generator=g) * 30).to(in_dtype)
     axis = seed % 2 if div_mode else (-2 if seed % 2 else -1)
@@ -147,12 +146,8 @@ def test_native_and_portable_paths_agree(rows, cols, div_mode, seed, in_dtype):
         (torch.quint4x2,) if cols % 8 == 0 else ())
     for dtype in dtypes:
         fast = qg.npu_quantize(x, scales, zp, dtype, axis, div_mode)
-        lib = native.library
-        native.library = lambda: None
-        try:
+        with portable_path():
             portable = qg.npu_quantize(x, scales, zp, dtype, axis, div_mode)
-        finally:
-            native.library = lib
         assert_identical(fast, portable)
 
 
@@ -172,14 +167,11 @@ def test_opcheck(args):
 @given(lead=st.lists(st.integers(0, 6), min_size=1, max_size=3), cols8=st.integers(1, 4),
        div_mode=st.booleans(), int4=st.booleans())
 def test_fake_matches_eager(lead, cols8, div_mode, int4):
-    from torch._subclasses.fake_tensor import FakeTensorMode
     x = torch.randn(*lead, cols8 * 8)
     dtype = (torch.qint32 if int4 else torch.quint8) if div_mode else (torch.quint4x2 if int4 else torch.qint8)
     scales = torch.rand(x.shape[-1]) + 0.1
-    eager = qg.npu_quantize(x, scales, None, dtype, -1, div_mode)
-    with FakeTensorMode() as mode:
-        fake = qg.npu_quantize(mode.from_tensor(x), mode.from_tensor(scales), None, dtype, -1, div_mode)
-    assert (fake.shape, fake.dtype) == (eager.shape, eager.dtype)
+    assert_same_metadata(call_on_fakes(qg.npu_quantize, x, scales, None, dtype, -1, div_mode),
+                         qg.npu_quantize(x, scales, None, dtype, -1, div_mode))
 
 
 @pytest.mark.parametrize("div_mode,dtype,axis", [(True, torch.qint8, -1), (True, torch.quint8, 0),
