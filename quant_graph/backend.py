@@ -45,7 +45,7 @@ def backend(*, dump_dir: str | Path | None = None, npu_config=None, inductor_opt
     def compile_graph(gm, example_inputs):
         from converters.ge_graph import npu_backend, read_graphs
 
-        if on_npu if on_npu is not None else npu_available():
+        if npu_available() if on_npu is None else on_npu:
             return npu_backend(config=npu_config, dump_dir=dump_dir, offline=False)(gm, example_inputs)
         if dump_dir is not None:
             # TorchAir's offline backend builds and dumps the GE graph; its own runnable
