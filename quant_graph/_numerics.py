@@ -64,6 +64,40 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
     return word
 
 
+def row_groups(ends: torch.Tensor, rows: int) -> torch.Tensor:
+    """Each row's group for cumulative row ends (rows past the last end: the last group),
+    as ``group_of_row`` in csrc/kernels.c."""
+    groups = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
+    return groups.clamp_(max=ends.numel() - 1)
+
+
+def row_max_min(xf: torch.Tensor):
+    """Per-row max and min, NaN propagating; an empty row counts as zeros."""
+    if xf.shape[-1] == 0:
+        zeros = xf.new_zeros(xf.shape[:-1])
+        return zeros, zeros
+    row_min, row_max = torch.aminmax(xf, dim=-1)
+    return row_max, row_min
+
+
+def dynamic_params(row_max, row_min, *, symmetric: bool, dst_max: float, dst_span: float):
+    """(scale, offset) of dynamic quantization: symmetric ``max|x| / DST_MAX`` (offset 0),
+    asymmetric ``(max - min) / (DST_MAX - DST_MIN)`` and ``DST_MAX - max / scale``."""
+    if symmetric:
+        scale = torch.maximum(row_max.abs(), row_min.abs()) / dst_max
+        return scale, torch.zeros_like(scale)
+    scale = (row_max - row_min) / dst_span
+    return scale, dst_max - row_max / scale
+
+
+def dynamically_scaled(xf: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+    """``x / scale (+ offset)`` per row, before rounding; rows whose scale is 0 give 0."""
+    v = xf / scale.unsqueeze(-1)
+    if offset is not None:
+        v = v + offset.unsqueeze(-1)
+    return v.masked_fill_((scale == 0).unsqueeze(-1), 0.0)
+
+
 def storage_dtype(dst: torch.dtype) -> torch.dtype:
     """The dtype of the tensor that holds ``dst`` values (int4 packed into int32)."""
     return {torch.quint8: torch.uint8, torch.qint32: torch.int32, torch.quint4x2: torch.int32}.get(dst, torch.int8)
@@ -91,8 +125,7 @@ def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, dst, out):
             native.ptr(out), native.threads())
         return
     if ends is not None:
-        row_group = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
-        row_group = row_group.clamp_(max=ends.numel() - 1)
+        row_group = row_groups(ends, rows)
     for chunk in row_chunks(rows, cols):
         xf = x2d[chunk].float()
         if per_row:

@@ -22,7 +22,7 @@ from torch.fx.experimental.symbolic_shapes import sym_and
 
 from . import native
 from ._library import LIB, delegate_to_torch_npu
-from ._numerics import row_chunks, to_int
+from ._numerics import dynamic_params, dynamically_scaled, row_chunks, row_groups, row_max_min, to_int
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 GROUPED_MAX_H = 10496
@@ -160,7 +160,7 @@ def _table(t, width):
 def _portable(x, bias, weights, act, quants, offsets, ends, activate_left, dynamic, y, scale):
     tokens, hidden = y.shape
     valid = min(int(ends[-1]), tokens)
-    row_group = torch.searchsorted(ends, torch.arange(tokens, device=ends.device), right=True)
+    row_group = row_groups(ends, tokens)
 
     def row_of(table, chunk):
         return table[0] if table.shape[0] == 1 else table[row_group[chunk]]
@@ -174,9 +174,8 @@ def _portable(x, bias, weights, act, quants, offsets, ends, activate_left, dynam
         if dynamic:
             if quants is not None:
                 out = out * row_of(quants, chunk)
-            row_min, row_max = torch.aminmax(out, dim=-1)
-            s = torch.maximum(row_max.abs(), row_min.abs()) / 127
-            v = (out / s.unsqueeze(-1)).masked_fill_((s == 0).unsqueeze(-1), 0.0)
+            s, _ = dynamic_params(*row_max_min(out), symmetric=True, dst_max=127.0, dst_span=255.0)
+            v = dynamically_scaled(out, s)
             scale[chunk] = s
         else:
             v = out / row_of(quants, chunk)

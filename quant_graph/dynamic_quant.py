@@ -20,7 +20,19 @@ from torch.fx.experimental.symbolic_shapes import sym_and
 from . import native
 from ._checks import check_group_ends
 from ._library import LIB, delegate_to_torch_npu
-from ._numerics import FLOAT8_MAX, INT_RANGE, pack_int4, row_chunks, to_float8, to_int
+from ._numerics import (
+    FLOAT8_MAX,
+    INT_RANGE,
+    dynamic_params,
+    dynamically_scaled,
+    pack_int4,
+    packed_shape,
+    row_chunks,
+    row_groups,
+    row_max_min,
+    to_float8,
+    to_int,
+)
 
 ASYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2)
 SYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.float8_e5m2)
@@ -119,10 +131,7 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric
 def _empty_outputs(x, dst, quant_mode):
     """y and scale as both the fake and the eager kernel allocate them."""
     lead = x.shape[:-1]
-    if dst == torch.quint4x2:
-        y = x.new_empty((*lead, x.shape[-1] // 8), dtype=torch.int32)
-    else:
-        y = x.new_empty(x.shape, dtype=dst)
+    y = x.new_empty(packed_shape(x.shape, dst), dtype=torch.int32 if dst == torch.quint4x2 else dst)
     scale = x.new_empty((1,) if quant_mode == "pertensor" else lead, dtype=torch.float32)
     return y, scale
 
@@ -151,28 +160,12 @@ def _dst_limits(dst):
     return float(hi), float(hi - lo)
 
 
-def _params(row_max, row_min, symmetric, dst_max, dst_span):
-    if symmetric:
-        scale = torch.maximum(row_max.abs(), row_min.abs()) / dst_max
-        return scale, torch.zeros_like(scale)
-    scale = (row_max - row_min) / dst_span
-    return scale, dst_max - row_max / scale
-
-
-def _row_max_min(xf):
-    if xf.shape[-1] == 0:
-        zeros = xf.new_zeros(xf.shape[:-1])
-        return zeros, zeros
-    row_min, row_max = torch.aminmax(xf, dim=-1)
-    return row_max, row_min
-
-
 def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset):
     """Any device: chunks of rows, float32 temporaries of one chunk at a time."""
     rows, cols = x2d.shape
     dst_max, dst_span = _dst_limits(dst)
     if ends is not None:
-        row_group = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
+        row_group = row_groups(ends, rows)
 
     def widened(chunk):
         xf = x2d[chunk].float()
@@ -186,7 +179,8 @@ def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset)
         stats = [torch.aminmax(widened(chunk)) for chunk in row_chunks(rows, cols)] if cols else []
         mins, maxs = zip(*stats, strict=True) if stats else ((zero,), (zero,))
         tensor_min, tensor_max = torch.stack(mins).amin().reshape(1), torch.stack(maxs).amax().reshape(1)
-        scale_t, offset_t = _params(tensor_max, tensor_min, symmetric, dst_max, dst_span)
+        scale_t, offset_t = dynamic_params(tensor_max, tensor_min, symmetric=symmetric, dst_max=dst_max,
+                                           dst_span=dst_span)
         scale.copy_(scale_t)
         if offset is not None:
             offset.copy_(offset_t)
@@ -196,12 +190,11 @@ def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset)
         if per_tensor:
             s, o = scale_t, offset_t
         else:
-            s, o = _params(*_row_max_min(xf), symmetric, dst_max, dst_span)
+            s, o = dynamic_params(*row_max_min(xf), symmetric=symmetric, dst_max=dst_max, dst_span=dst_span)
             scale[chunk] = s
             if offset is not None:
                 offset[chunk] = o
-        v = xf / s.unsqueeze(-1) if symmetric else xf / s.unsqueeze(-1) + o.unsqueeze(-1)
-        v = v.masked_fill_((s == 0).unsqueeze(-1), 0.0)
+        v = dynamically_scaled(xf, s, None if symmetric else o)
         q = to_float8(v, dst) if dst in FLOAT8_MAX else to_int(v, dst)
         y2d[chunk] = pack_int4(q) if dst == torch.quint4x2 else q
 
