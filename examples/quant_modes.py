@@ -1,4 +1,6 @@
-"""quant_graph in one page: every mode of the dynamic-quant ops, eagerly and compiled.
+"""quant_graph in one page: every mode of the dynamic-quant ops, eagerly.
+
+For the ops compiled with dynamic shapes, see w8a8_linear.py and moe_ffn.py.
 
 Run with ``python examples/quant_modes.py`` (after ``bash scripts/setup.sh``: ``.venv/bin/python``).
 """
@@ -34,24 +36,5 @@ def every_mode():
           f" (half a step: {scale.max() / 2:.4f})")
 
 
-def compiled_with_dynamic_shapes():
-    def quantized_linear(x, weight_int8, weight_scale):
-        y, scale = qg.npu_dynamic_quant(x)
-        acc = y.float() @ weight_int8.float().t()  # int8 x int8 -> exact in float32 at this size
-        return acc * scale.unsqueeze(-1) * weight_scale
-
-    weight = torch.randn(32, 64)
-    weight_scale = weight.abs().amax(1) / 127
-    weight_int8 = torch.round(weight / weight_scale.unsqueeze(1)).to(torch.int8)
-    compiled = torch.compile(quantized_linear, dynamic=True, fullgraph=True)
-    print("torch.compile(dynamic=True, fullgraph=True) of a W8A8 linear layer:")
-    for tokens in (1, 7, 64, 1000):
-        x = torch.randn(tokens, 64, dtype=torch.float16)
-        torch._dynamo.decorators.mark_unbacked(x, 0)  # token count may be 1: keep it symbolic
-        same = torch.equal(compiled(x, weight_int8, weight_scale), quantized_linear(x, weight_int8, weight_scale))
-        print(f"  tokens={tokens:<5} compiled == eager: {same}")
-
-
 if __name__ == "__main__":
     every_mode()
-    compiled_with_dynamic_shapes()

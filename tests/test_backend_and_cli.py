@@ -121,3 +121,11 @@ def test_import_survives_a_broken_torch_npu(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split() == ["npu_dynamic_quant", "False"]
+
+
+def test_quant_modes_example_runs(capsys):
+    import quant_modes
+
+    quant_modes.every_mode()
+    out = capsys.readouterr().out
+    assert "(4, 16, 8) int32" in out and "float8_e4m3fn" in out
