@@ -31,16 +31,18 @@ def npu_backend(*, dump_dir: str | Path | None = None, config=None, offline: boo
     return torchair.get_npu_backend(compiler_config=config)
 
 
-def read_graphs(dump_dir: str | Path) -> list[tuple[Path, object]]:
-    """The GE graphs dumped in ``dump_dir``, oldest first, as ``(pbtxt path, GraphDef)``;
-    writes each as TorchAir's readable pbtxt the first time it is read."""
+def read_graphs(dump_dir: str | Path, skip=frozenset()) -> list[tuple[Path, object]]:
+    """The GE graphs dumped in ``dump_dir``, oldest first, as ``(pbtxt path, GraphDef)``,
+    leaving out the dumps (``*.txt`` paths) in ``skip``; writes each as TorchAir's readable
+    pbtxt the first time it is read."""
     load_torchair()
     from google.protobuf import text_format
     from torchair._ge_concrete_graph.ge_ir_pb2 import GraphDef
     from torchair._ge_concrete_graph.utils import convert_to_pbtxt
 
     graphs = []
-    for txt in sorted(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt"), key=lambda p: p.stat().st_mtime_ns):
+    dumps = set(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt")) - set(skip)
+    for txt in sorted(dumps, key=lambda p: p.stat().st_mtime_ns):
         graph = text_format.Parse(txt.read_text(), GraphDef())
         pbtxt = txt.with_suffix(".pbtxt")
         if not pbtxt.exists():

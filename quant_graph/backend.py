@@ -43,15 +43,16 @@ def backend(*, dump_dir: str | Path | None = None, npu_config=None, inductor_opt
     """
 
     def compile_graph(gm, example_inputs):
-        from converters.ge_graph import npu_backend, read_graphs
+        from converters.ge_graph import DUMP_PREFIX, npu_backend, read_graphs
 
         if npu_available() if on_npu is None else on_npu:
             return npu_backend(config=npu_config, dump_dir=dump_dir, offline=False)(gm, example_inputs)
         if dump_dir is not None:
             # TorchAir's offline backend builds and dumps the GE graph; its own runnable
             # (the FX graph, eagerly) is not used: inductor runs the model here.
+            earlier = set(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt"))
             npu_backend(dump_dir=dump_dir, offline=True)(copy.deepcopy(gm), example_inputs)
-            read_graphs(dump_dir)  # writes the readable pbtxt beside each new dump
+            read_graphs(dump_dir, skip=earlier)  # writes the readable pbtxt beside the new dump
         from torch._inductor.compile_fx import compile_fx
 
         return compile_fx(gm, example_inputs, config_patches=inductor_options)

@@ -274,14 +274,14 @@ def _recording_quant_ops(backend_fn, counter: Counter):
 def dump_ge_graph(fn, *args, dump_dir, dynamic: bool = True, fullgraph: bool = True, **kwargs) -> GeDump:
     """Compile ``fn`` with TorchAir's backend, call it on ``args``, and return the GE graphs
     that call built (written to ``dump_dir`` as ``*.pbtxt``) with its outputs."""
-    from converters.ge_graph import ge_dtype_names, ge_input_names, npu_backend, read_graphs
+    from converters.ge_graph import DUMP_PREFIX, ge_dtype_names, ge_input_names, npu_backend, read_graphs
 
-    before = {path for path, _ in read_graphs(dump_dir)} if Path(dump_dir).exists() else set()
+    earlier = set(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt"))
     fx_quant_ops = Counter()
     backend_fn = _recording_quant_ops(npu_backend(dump_dir=dump_dir), fx_quant_ops)
     compiled = torch.compile(fn, backend=backend_fn, dynamic=dynamic, fullgraph=fullgraph)
     outputs = compiled(*args, **kwargs)
-    fresh = [(path, graph) for path, graph in read_graphs(dump_dir) if path not in before]
+    fresh = read_graphs(dump_dir, skip=earlier)
     names = ge_dtype_names()
     graphs = [GraphIndex(graph, names, ge_input_names) for _, graph in fresh]
     return GeDump(outputs, fx_quant_ops, [path for path, _ in fresh], graphs)
