@@ -104,7 +104,7 @@ def main():
     print(f"  compiles: {compiles}")
     assert compiles == 1
 
-    from quant_graph.ge_dump import dump_ge_graph
+    from quant_graph.ge import dump_ge_graph
 
     dump_dir = Path(args.dump_dir or tempfile.mkdtemp(prefix="quant_graph_moe_"))
     x, counts = routed_tokens(64, model.experts, model.hidden)

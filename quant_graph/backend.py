@@ -18,6 +18,8 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+from .converters.ge_graph import DUMP_PREFIX, npu_backend, read_graphs
+
 
 def npu_available() -> bool:
     """torch_npu imports and sees an NPU."""
@@ -36,15 +38,13 @@ def backend(*, dump_dir: str | Path | None = None, npu_config=None, inductor_opt
 
     Args:
         dump_dir: write each compiled graph's GE graph here (TorchAir's pbtxt and protobuf
-            text; read them back with ``converters.ge_graph.read_graphs``).
+            text; read them back with ``quant_graph.converters.ge_graph.read_graphs``).
         npu_config: a ``torchair.CompilerConfig`` for the NPU path (mode, graph dump ...).
         inductor_options: inductor config patches for the CPU path.
         on_npu: force the NPU (True) or the inductor (False) path; None detects.
     """
 
     def compile_graph(gm, example_inputs):
-        from converters.ge_graph import DUMP_PREFIX, npu_backend, read_graphs
-
         if npu_available() if on_npu is None else on_npu:
             return npu_backend(config=npu_config, dump_dir=dump_dir, offline=False)(gm, example_inputs)
         if dump_dir is not None:
@@ -53,7 +53,7 @@ def backend(*, dump_dir: str | Path | None = None, npu_config=None, inductor_opt
             earlier = set(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt"))
             npu_backend(dump_dir=dump_dir, offline=True)(copy.deepcopy(gm), example_inputs)
             read_graphs(dump_dir, skip=earlier)  # writes the readable pbtxt beside the new dump
-        from torch._inductor.compile_fx import compile_fx
+        from torch._inductor.compile_fx import compile_fx  # inductor loads when a graph first compiles
 
         return compile_fx(gm, example_inputs, config_patches=inductor_options)
 

@@ -12,6 +12,13 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
+from . import native
+from .backend import npu_available
+from .converters import _offline
+from .ge import dump_ge_graph
+
 
 def _load_factory(target: str):
     path, _, name = target.rpartition(":")
@@ -30,8 +37,6 @@ def _load_factory(target: str):
 
 
 def dump(args) -> int:
-    from .ge_dump import dump_ge_graph
-
     made = _load_factory(args.target)()
     if not (isinstance(made, tuple) and len(made) == 2):
         raise SystemExit("quant-graph dump: the factory must return (model, example_args)")
@@ -61,13 +66,6 @@ def _find_cann() -> str | None:
 
 
 def check(args) -> int:
-    import torch
-
-    from converters import _offline
-
-    from . import native
-    from .backend import npu_available
-
     lib = native.library()
     has_torch_npu = importlib.util.find_spec("torch_npu") is not None
     cann = _find_cann()

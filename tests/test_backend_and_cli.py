@@ -30,7 +30,7 @@ def test_backend_by_name_compiles_and_matches_eager():
 
 
 def test_backend_dump_dir_writes_the_ge_graph(tmp_path):
-    from converters.ge_graph import read_graphs
+    from quant_graph.converters.ge_graph import read_graphs
 
     def fn(x, scale, group_index):
         return qg.npu_group_quant(x, scale, group_index)

@@ -7,9 +7,11 @@ import torch
 from ge_ir import conformance_errors, parse_reg_op
 from helpers import assert_identical
 
-import converters
 import quant_graph as qg
-from quant_graph.ge_dump import FUSED_QUANT_TYPES, dump_ge_graph
+from quant_graph import converters
+from quant_graph._registry import fused_ge_types
+from quant_graph.converters.ge_graph import ge_dtype_names
+from quant_graph.ge import dump_ge_graph
 
 # What a lowering may add around its fused node: int4 repacking, broadcasting, casts.
 GLUE_TYPES = {"Data", "NetOutput", "Const", "Shape", "Div", "ConcatV2", "Reshape", "Bitcast", "Unsqueeze", "Cast"}
@@ -33,7 +35,7 @@ def lower(tmp_path, fn, *args):
 
 def the_fused_node(dump, op_type):
     graph = dump.graphs[0]
-    fused = graph.nodes(FUSED_QUANT_TYPES)
+    fused = graph.nodes(fused_ge_types())
     assert [n.type for n in fused] == [op_type], [n.type for n in fused]
     extra = {op.type for op in graph.graph.op} - GLUE_TYPES - {op_type}
     assert not extra, f"decomposed or unexpected nodes: {extra}"
@@ -76,7 +78,7 @@ def test_dynamic_quant_lowers_to_dynamic_quant_v2(tmp_path, symmetric, case):
     node = the_fused_node(lower(tmp_path, fn, x, *extra.values()), "DynamicQuantV2")
     assert node.attrs["is_symmetrical"] is symmetric
     dst_name = qg_dtype = expected_attrs.get("dst_type", "DT_INT8")
-    assert converters.ge_graph.ge_dtype_names()[node.attrs["dst_type"]] == dst_name
+    assert ge_dtype_names()[node.attrs["dst_type"]] == dst_name
     assert node.attrs["quant_mode"] == expected_attrs.get("quant_mode", "pertoken")
     present = inputs_of(node)
     assert present["x"].shape == [-1, -1, -1] and present["x"].dtype == "DT_BF16"
@@ -93,7 +95,7 @@ def test_dynamic_quant_float8_dst_type(tmp_path, dst_type, ge_name):
     # the raw op's REG_OP text lists int8/int4 only; the seed's DynamicQuantV2 also takes FP8
     dump = lower(tmp_path, lambda x: qg.npu_dynamic_quant(x, dst_type=dst_type), torch.randn(6, 32).half())
     (node,) = dump.graphs[0].nodes(("DynamicQuantV2",))
-    assert converters.ge_graph.ge_dtype_names()[node.attrs["dst_type"]] == ge_name
+    assert ge_dtype_names()[node.attrs["dst_type"]] == ge_name
     assert node.outputs[0].dtype == ge_name
 
 
@@ -128,7 +130,7 @@ def test_quantize_mul_mode_lowers_to_ascend_quant_v2(tmp_path, dtype, dst, axis,
         return qg.npu_quantize(x, scales, zero_points, dtype, axis, False)
 
     node = the_fused_node(lower(tmp_path, fn, x, torch.rand(size).half() + 0.1, zp), "AscendQuantV2")
-    assert converters.ge_graph.ge_dtype_names()[node.attrs["dst_type"]] == dst
+    assert ge_dtype_names()[node.attrs["dst_type"]] == dst
     assert node.attrs["axis"] == ge_axis and node.attrs["sqrt_mode"] is False
     assert ("offset" in inputs_of(node)) == with_offset
 
@@ -145,7 +147,7 @@ def test_group_quant_lowers_to_group_quant(tmp_path, dst, ge_dst, with_offset, i
 
     node = the_fused_node(lower(tmp_path, fn, x, torch.rand(3, 32), torch.tensor([2, 2, 9], dtype=index_dtype),
                                 offset), "GroupQuant")
-    assert converters.ge_graph.ge_dtype_names()[node.attrs.get("dst_type", 2)] == ge_dst
+    assert ge_dtype_names()[node.attrs.get("dst_type", 2)] == ge_dst
     present = inputs_of(node)
     assert ("offset" in present) == with_offset
     assert present["group_index"].dtype == ("DT_INT32" if index_dtype == torch.int32 else "DT_INT64")
@@ -210,9 +212,9 @@ def test_mixed_moe_block_lowers_every_quant_op_fused(tmp_path):
     model, args = make_model(tokens=24, experts=3, hidden=64, intermediate=64)
     dump = lower(tmp_path, model, *args)
     graph = dump.graphs[0]
-    assert sorted(n.type for n in graph.nodes(FUSED_QUANT_TYPES)) == ["DequantSwigluQuant", "DynamicQuantV2",
+    assert sorted(n.type for n in graph.nodes(fused_ge_types())) == ["DequantSwigluQuant", "DynamicQuantV2",
                                                                       "GroupQuant"]
-    for node in graph.nodes(FUSED_QUANT_TYPES):
+    for node in graph.nodes(fused_ge_types()):
         assert conformance_errors(node, parse_reg_op(node.type)) == [], node.type
     assert dump.not_lowered() == []
     summary = dump.summary()
@@ -223,14 +225,14 @@ def test_mixed_moe_block_lowers_every_quant_op_fused(tmp_path):
 def test_offline_mode_refuses_to_run_a_graph():
     from torchair.core import _torchair
 
-    from converters._offline import CannRequiredError
+    from quant_graph.converters._offline import CannRequiredError
 
     with pytest.raises(CannRequiredError, match="CANN"):
         _torchair.TorchNpuGraphBase("g").load(b"", {})
 
 
 def test_missing_side_install_says_how_to_get_it(tmp_path, monkeypatch):
-    from converters import _offline
+    from quant_graph.converters import _offline
 
     monkeypatch.setenv("QUANT_GRAPH_TORCH_NPU_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps --target"):

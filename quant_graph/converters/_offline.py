@@ -79,6 +79,7 @@ def _native_stub(name: str) -> types.ModuleType:
 
 def _graph_construction_stub() -> types.ModuleType:
     module = _native_stub("_torchair")
+    module.QUANT_GRAPH_OFFLINE = True
     module.TorchDataType = _TorchDataType()
     module.TorchNpuGraphBase = _TorchNpuGraphBase
     for name in ("InitializeGraphEngine", "FinalizeGraphEngine", "SetDebugLogPath"):
@@ -89,6 +90,11 @@ def _graph_construction_stub() -> types.ModuleType:
     # What offline mode checks instead is each node against TorchAir's REG_OP definitions.
     module.check_cann_compat = lambda op_type, optional_inputs, optional_attrs: ""
     return module
+
+
+def is_offline_torchair() -> bool:
+    """Whether the TorchAir loaded in this process runs on this module's stubs."""
+    return getattr(sys.modules.get("torchair.core._torchair"), "QUANT_GRAPH_OFFLINE", False)
 
 
 def import_offline():

@@ -17,9 +17,9 @@ import math
 import torch
 from torch.fx.experimental.symbolic_shapes import sym_or
 
-from ._checks import check_same_shape
-from ._library import LIB, delegate_to_torch_npu
-from ._numerics import affine_quant, packed_shape, storage_dtype
+from .._checks import check_same_shape
+from .._numerics import affine_quant, packed_shape, storage_dtype
+from .._registry import define
 
 DIV_DTYPES = (torch.qint8, torch.quint8, torch.qint32)
 MUL_DTYPES = (torch.qint8, torch.quint4x2)
@@ -27,10 +27,11 @@ INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DIV_SCALE_DTYPES = (torch.float32, torch.bfloat16)
 DIV_ZERO_POINT_DTYPES = (torch.int8, torch.uint8, torch.int32, torch.bfloat16)
 
-LIB.define("npu_quantize(Tensor input, Tensor scales, Tensor? zero_points, ScalarType dtype, int axis=1, "
-           "bool div_mode=True) -> Tensor")
+OP = define("npu_quantize", "(Tensor input, Tensor scales, Tensor? zero_points, ScalarType dtype, int axis=1, "
+            "bool div_mode=True) -> Tensor", ge_types=("Quantize", "AscendQuantV2"), module=__name__)
 
 
+@OP.public_function
 def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
     """Quantize ``input`` with given scales and zero points (torch_npu.npu_quantize).
 
@@ -120,13 +121,13 @@ def check_args(input, scales, zero_points, dtype, axis, div_mode):
         _check_mul_mode(input, scales, zero_points, dtype, axis)
 
 
-@torch.library.register_fake("quant_graph::npu_quantize", lib=LIB)
+@OP.fake
 def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
     check_args(input, scales, zero_points, dtype, axis, div_mode)
     return input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
 
 
-@torch.library.impl(LIB, "npu_quantize", "CompositeExplicitAutograd")
+@OP.portable
 def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
     check_args(input, scales, zero_points, dtype, axis, div_mode)
     y = input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
@@ -153,5 +154,3 @@ def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
                  period=size, dst=dtype, out=y.view(rows, y.shape[-1]))
     return y
 
-
-delegate_to_torch_npu("npu_quantize")

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_group_ends
-from ._library import LIB, delegate_to_torch_npu
-from ._numerics import affine_quant, packed_shape, storage_dtype
+from .._checks import check_group_ends
+from .._numerics import affine_quant, packed_shape, storage_dtype
+from .._registry import define
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DST_DTYPES = (torch.int8, torch.qint8, torch.quint4x2)
 
-LIB.define("npu_group_quant(Tensor x, Tensor scale, Tensor group_index, *, Tensor? offset=None, "
-           "ScalarType? dst_dtype=None) -> Tensor")
+OP = define("npu_group_quant", "(Tensor x, Tensor scale, Tensor group_index, *, Tensor? offset=None, "
+            "ScalarType? dst_dtype=None) -> Tensor", ge_types=("GroupQuant",), module=__name__)
 
 
+@OP.public_function
 def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
     """Group quantization (torch_npu.npu_group_quant).
 
@@ -66,13 +67,13 @@ def check_args(x, scale, group_index, offset, dst_dtype) -> torch.dtype:
     return dst
 
 
-@torch.library.register_fake("quant_graph::npu_group_quant", lib=LIB)
+@OP.fake
 def _(x, scale, group_index, *, offset=None, dst_dtype=None):
     dst = check_args(x, scale, group_index, offset, dst_dtype)
     return x.new_empty(packed_shape(x.shape, dst), dtype=storage_dtype(dst))
 
 
-@torch.library.impl(LIB, "npu_group_quant", "CompositeExplicitAutograd")
+@OP.portable
 def _(x, scale, group_index, *, offset=None, dst_dtype=None):
     dst = check_args(x, scale, group_index, offset, dst_dtype)
     check_group_ends("npu_group_quant", group_index, x.shape[0])
@@ -82,5 +83,3 @@ def _(x, scale, group_index, *, offset=None, dst_dtype=None):
                  ends=group_index.to(torch.int64).contiguous(), dst=dst, out=y)
     return y
 
-
-delegate_to_torch_npu("npu_group_quant")

@@ -1,26 +1,17 @@
-"""GE graph dumps and readable summaries: what a user inspects to see the fused kernels.
+"""Readable summaries of GE graphs: each fused quant node's inputs, attrs and outputs.
 
-``dump_ge_graph(fn, *args, dump_dir=...)`` compiles ``fn`` with TorchAir's backend
-(offline GE mode on a machine without CANN), writes each GE graph as TorchAir's pbtxt, and
-returns them with summaries: each fused node's type, inputs, attrs and outputs, dynamic
-dims as -1. The summaries read only the protos' fields; TorchAir itself is imported by
-``converters`` alone.
+They read only the GraphDef protos' fields (dynamic dims as -1); nothing here imports
+TorchAir.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import torch
+from .._registry import fused_ge_types
 
-# The fused Ascend operators quant_graph's ops lower to.
-FUSED_QUANT_TYPES = ("DynamicQuantV2", "DequantSwigluQuant", "Quantize", "AscendQuantV2", "GroupQuant")
-# Nodes whose output has the dtype of their first input.
 _DTYPE_PRESERVING = ("Reshape", "Unsqueeze", "Squeeze", "Tile", "Identity", "TensorMove", "ExpandDims")
 _META_SHAPE = re.compile(r"(?:shape=)?torch\.Size\(\[([^\]]*)\]\)")
 
@@ -132,7 +123,7 @@ class GraphIndex:
             if dtype == "DT_UNDEFINED":
                 dtype = self.dtype_of(source)
             inputs.append(GeTensor(desc.name, source, dtype, _desc_shape(desc) or self.shape_of(source)))
-        if self.input_names is not None and op.type in FUSED_QUANT_TYPES:
+        if self.input_names is not None and op.type in fused_ge_types():
             given = {t.name: t for t in inputs}
             inputs = [given.get(name, GeTensor(name, None)) for name in self.input_names(op.type)] or inputs
         outputs = [GeTensor(d.name, f"{op.name}:{i}", self.dtype_of(f"{op.name}:{i}"), _desc_shape(d))
@@ -159,10 +150,10 @@ def _fmt_attr(key, value, ge_dtype_names):
 
 def format_summary(index: GraphIndex, title: str = "GE graph") -> str:
     """One block per fused quant node (inputs, attrs, outputs), then the rest by type."""
-    fused = index.nodes(FUSED_QUANT_TYPES)
+    fused = index.nodes(fused_ge_types())
     data = index.nodes(("Data",))
     others = Counter(op.type for op in index.graph.op
-                     if op.type not in (*FUSED_QUANT_TYPES, "Data", "NetOutput"))
+                     if op.type not in (*fused_ge_types(), "Data", "NetOutput"))
     lines = [f"{title}: {len(fused)} fused quant node(s), {len(data)} input(s), {len(index.graph.op)} nodes in all"]
     for node in data:
         lines.append(f"  input {node.name}: " + ", ".join(_fmt_tensor(o) for o in node.outputs))
@@ -177,111 +168,3 @@ def format_summary(index: GraphIndex, title: str = "GE graph") -> str:
 
 
 # Which fused GE operator(s) each quant_graph op may lower to.
-EXPECTED_GE_TYPES = {
-    "npu_dynamic_quant_asymmetric": ("DynamicQuantV2",),
-    "npu_dynamic_quant": ("DynamicQuantV2",),
-    "npu_quantize": ("Quantize", "AscendQuantV2"),
-    "npu_group_quant": ("GroupQuant",),
-    "npu_dequant_swiglu_quant": ("DequantSwigluQuant",),
-}
-
-
-@dataclass
-class GeDump:
-    """What ``dump_ge_graph`` returns: the compiled call's outputs, the quant ops Dynamo
-    captured, and each GE graph built."""
-
-    outputs: object
-    fx_quant_ops: Counter
-    pbtxt_paths: list[Path]
-    graphs: list[GraphIndex]
-
-    def fused_nodes(self) -> list[GeNode]:
-        return [node for graph in self.graphs for node in graph.nodes(FUSED_QUANT_TYPES)]
-
-    def not_lowered(self) -> list[str]:
-        """quant ops of the FX graph with no fused GE node to show for them."""
-        fused = Counter(node.type for node in self.fused_nodes())
-        missing = []
-        for op, count in sorted(self.fx_quant_ops.items()):
-            for _ in range(count):
-                ge_type = next((t for t in EXPECTED_GE_TYPES[op] if fused[t] > 0), None)
-                if ge_type is None:
-                    missing.append(op)
-                else:
-                    fused[ge_type] -= 1
-        return missing
-
-    def summary(self) -> str:
-        ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.fx_quant_ops.items())) or "none"
-        fused = Counter(node.type for node in self.fused_nodes())
-        lines = [f"quant ops captured: {ops}",
-                 "fused GE nodes: " + (", ".join(f"{t} x{n}" for t, n in sorted(fused.items())) or "none"),
-                 "not lowered to a fused node: " + (", ".join(self.not_lowered()) or "nothing")]
-        lines += [format_summary(graph, f"GE graph {path.name}")
-                  for path, graph in zip(self.pbtxt_paths, self.graphs, strict=True)]
-        return "\n".join(lines)
-
-    def write_dot(self) -> list[Path]:
-        """Each graph as Graphviz DOT beside its pbtxt, and as SVG where ``dot`` is installed."""
-        written = []
-        for path, graph in zip(self.pbtxt_paths, self.graphs, strict=True):
-            dot_path = path.with_suffix(".dot")
-            dot_path.write_text(to_dot(graph))
-            written.append(dot_path)
-            if shutil.which("dot"):
-                svg = dot_path.with_suffix(".svg")
-                subprocess.run(["dot", "-Tsvg", str(dot_path), "-o", str(svg)], check=True)
-                written.append(svg)
-        return written
-
-
-def to_dot(index: GraphIndex) -> str:
-    """The graph in Graphviz DOT: fused quant nodes filled, constants small and grey."""
-    def quoted(text):
-        return '"' + str(text).replace('"', r'\"') + '"'
-
-    lines = ["digraph ge {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica", fontsize=10];']
-    for op in index.graph.op:
-        if op.type in FUSED_QUANT_TYPES:
-            style = ', style=filled, fillcolor="#f6c85f", penwidth=2'
-        elif op.type == "Const":
-            style = ", fontsize=7, color=grey, fontcolor=grey"
-        elif op.type in ("Data", "NetOutput"):
-            style = ", shape=ellipse"
-        else:
-            style = ""
-        lines.append(f"  {quoted(op.name)} [label={quoted(op.type + chr(10) + op.name)}{style}];")
-        for source in op.input:
-            if source:
-                lines.append(f"  {quoted(source.lstrip('^').split(':')[0])} -> {quoted(op.name)};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _recording_quant_ops(backend_fn, counter: Counter):
-    """Wrap a backend to count the quant_graph ops in each graph Dynamo hands it."""
-    def compile_graph(gm, example_inputs):
-        for node in gm.graph.nodes:
-            target = str(node.target) if node.op == "call_function" else ""
-            if target.startswith("quant_graph."):
-                counter[target.split(".")[1]] += 1
-        return backend_fn(gm, example_inputs)
-
-    return compile_graph
-
-
-def dump_ge_graph(fn, *args, dump_dir, dynamic: bool = True, fullgraph: bool = True, **kwargs) -> GeDump:
-    """Compile ``fn`` with TorchAir's backend, call it on ``args``, and return the GE graphs
-    that call built (written to ``dump_dir`` as ``*.pbtxt``) with its outputs."""
-    from converters.ge_graph import DUMP_PREFIX, ge_dtype_names, ge_input_names, npu_backend, read_graphs
-
-    earlier = set(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt"))
-    fx_quant_ops = Counter()
-    backend_fn = _recording_quant_ops(npu_backend(dump_dir=dump_dir), fx_quant_ops)
-    compiled = torch.compile(fn, backend=backend_fn, dynamic=dynamic, fullgraph=fullgraph)
-    outputs = compiled(*args, **kwargs)
-    fresh = read_graphs(dump_dir, skip=earlier)
-    names = ge_dtype_names()
-    graphs = [GraphIndex(graph, names, ge_input_names) for _, graph in fresh]
-    return GeDump(outputs, fx_quant_ops, [path for path, _ in fresh], graphs)

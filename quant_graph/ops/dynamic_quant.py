@@ -17,10 +17,9 @@ import math
 import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
 
-from . import native
-from ._checks import check_group_ends
-from ._library import LIB, delegate_to_torch_npu
-from ._numerics import (
+from .. import native
+from .._checks import check_group_ends
+from .._numerics import (
     FLOAT8_MAX,
     INT_RANGE,
     dynamic_params,
@@ -33,6 +32,7 @@ from ._numerics import (
     to_float8,
     to_int,
 )
+from .._registry import define
 
 ASYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2)
 SYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.float8_e5m2)
@@ -43,10 +43,13 @@ _ARGS = (
     "(Tensor x, *, Tensor? smooth_scales=None, Tensor? group_index=None, ScalarType? dst_type=None, "
     'str quant_mode="pertoken")'
 )
-LIB.define(f"npu_dynamic_quant_asymmetric{_ARGS} -> (Tensor, Tensor, Tensor)")
-LIB.define(f"npu_dynamic_quant{_ARGS} -> (Tensor, Tensor)")
+ASYMMETRIC = define("npu_dynamic_quant_asymmetric", f"{_ARGS} -> (Tensor, Tensor, Tensor)",
+                    ge_types=("DynamicQuantV2",), module=__name__)
+SYMMETRIC = define("npu_dynamic_quant", f"{_ARGS} -> (Tensor, Tensor)", ge_types=("DynamicQuantV2",),
+                   module=__name__)
 
 
+@ASYMMETRIC.public_function
 def npu_dynamic_quant_asymmetric(x, *, smooth_scales=None, group_index=None, dst_type=None,
                                  quant_mode="pertoken"):
     """Dynamic asymmetric quantization (torch_npu.npu_dynamic_quant_asymmetric).
@@ -68,6 +71,7 @@ def npu_dynamic_quant_asymmetric(x, *, smooth_scales=None, group_index=None, dst
         x, smooth_scales=smooth_scales, group_index=group_index, dst_type=dst_type, quant_mode=quant_mode)
 
 
+@SYMMETRIC.public_function
 def npu_dynamic_quant(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
     """Dynamic symmetric quantization (torch_npu.npu_dynamic_quant).
 
@@ -141,13 +145,13 @@ def _fake(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
     return _empty_outputs(x, dst, quant_mode)
 
 
-@torch.library.register_fake("quant_graph::npu_dynamic_quant_asymmetric", lib=LIB)
+@ASYMMETRIC.fake
 def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
     y, scale = _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
     return y, scale, torch.empty_like(scale)
 
 
-@torch.library.register_fake("quant_graph::npu_dynamic_quant", lib=LIB)
+@SYMMETRIC.fake
 def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
     return _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
 
@@ -227,15 +231,12 @@ def _eager(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
     return (y, scale) if symmetric else (y, scale, offset)
 
 
-@torch.library.impl(LIB, "npu_dynamic_quant_asymmetric", "CompositeExplicitAutograd")
+@ASYMMETRIC.portable
 def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
     return _eager(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
 
 
-@torch.library.impl(LIB, "npu_dynamic_quant", "CompositeExplicitAutograd")
+@SYMMETRIC.portable
 def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
     return _eager(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
 
-
-delegate_to_torch_npu("npu_dynamic_quant_asymmetric")
-delegate_to_torch_npu("npu_dynamic_quant")

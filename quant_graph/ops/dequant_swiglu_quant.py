@@ -20,20 +20,23 @@ from __future__ import annotations
 import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
 
-from . import native
-from ._library import LIB, delegate_to_torch_npu
-from ._numerics import dynamic_params, dynamically_scaled, row_chunks, row_groups, row_max_min, to_int
+from .. import native
+from .._numerics import dynamic_params, dynamically_scaled, row_chunks, row_groups, row_max_min, to_int
+from .._registry import define
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 GROUPED_MAX_H = 10496
 GROUPED_H_ALIGN = 64
 
-LIB.define(
-    "npu_dequant_swiglu_quant(Tensor x, *, Tensor? weight_scale=None, Tensor? activation_scale=None, "
+OP = define(
+    "npu_dequant_swiglu_quant",
+    "(Tensor x, *, Tensor? weight_scale=None, Tensor? activation_scale=None, "
     "Tensor? bias=None, Tensor? quant_scale=None, Tensor? quant_offset=None, Tensor? group_index=None, "
-    "bool activate_left=False, int quant_mode=0) -> (Tensor, Tensor)")
+    "bool activate_left=False, int quant_mode=0) -> (Tensor, Tensor)",
+    ge_types=("DequantSwigluQuant",), module=__name__)
 
 
+@OP.public_function
 def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
                              quant_offset=None, group_index=None, activate_left=False, quant_mode=0):
     """Dequant + SwiGLU + quant (torch_npu.npu_dequant_swiglu_quant).
@@ -142,7 +145,7 @@ def _empty_outputs(x):
                                                                                      dtype=torch.float32)
 
 
-@torch.library.register_fake("quant_graph::npu_dequant_swiglu_quant", lib=LIB)
+@OP.fake
 def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
       group_index=None, activate_left=False, quant_mode=0):
     check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index, quant_mode)
@@ -187,7 +190,7 @@ def _portable(x, bias, weights, act, quants, offsets, ends, activate_left, dynam
     scale[valid:] = 0.0
 
 
-@torch.library.impl(LIB, "npu_dequant_swiglu_quant", "CompositeExplicitAutograd")
+@OP.portable
 def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
       group_index=None, activate_left=False, quant_mode=0):
     op = "npu_dequant_swiglu_quant"
@@ -219,5 +222,3 @@ def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=Non
         _portable(x, bias_row, weights, act, quants, offsets, ends, activate_left, quant_mode == 1, y, scale)
     return y, scale
 
-
-delegate_to_torch_npu("npu_dequant_swiglu_quant")

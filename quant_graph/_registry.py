@@ -1,0 +1,96 @@
+"""The ``quant_graph`` op namespace and the one registry of its operators.
+
+Each op module under ``quant_graph/ops/`` declares its operator once with ``define``; every
+list of operators (the package's exports, converter registration, GE summaries, the tests'
+op sets) is read from ``OPS``. Per operator the registry holds:
+
+* its schema (``LIB.define``) and the fused GE operator type(s) it lowers to;
+* its kernels, one per dispatch key, each chosen once at registration:
+  the fake kernel (``register_fake``), the portable torch kernel for every device
+  (``CompositeExplicitAutograd``), the C kernel for CPU tensors (registered on the ``CPU``
+  key by ``quant_graph.native`` when the C library builds) and, on ``PrivateUse1`` (npu),
+  a call into torch_npu's fused op of the same name;
+* its public function (torch_npu's name and signature) and the op module's name, which is
+  also the name of its converter module under ``quant_graph/converters/``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+LIB = torch.library.Library("quant_graph", "DEF")
+
+
+@dataclass
+class QuantOp:
+    name: str
+    ge_types: tuple[str, ...]
+    module: str
+    public: Callable | None = None
+    cpu_kernel: Callable | None = None
+
+    @property
+    def overload(self):
+        """``torch.ops.quant_graph.<name>.default``: what FX graphs and converters name."""
+        return getattr(torch.ops.quant_graph, self.name).default
+
+    def public_function(self, fn: Callable) -> Callable:
+        self.public = fn
+        return fn
+
+    def fake(self, fn: Callable) -> Callable:
+        torch.library.register_fake(f"quant_graph::{self.name}", lib=LIB)(fn)
+        return fn
+
+    def portable(self, fn: Callable) -> Callable:
+        torch.library.impl(LIB, self.name, "CompositeExplicitAutograd")(fn)
+        return fn
+
+    def cpu(self, fn: Callable) -> Callable:
+        """The C-kernel implementation; ``quant_graph.native`` registers it on the CPU key."""
+        self.cpu_kernel = fn
+        return fn
+
+
+OPS: dict[str, QuantOp] = {}
+
+
+def define(name: str, schema: str, *, ge_types: tuple[str, ...], module: str) -> QuantOp:
+    """Define ``quant_graph::<name><schema>`` and its npu kernel; ``module`` is the op
+    module's ``__name__``."""
+    if name in OPS:
+        raise RuntimeError(f"quant_graph: operator {name} is defined twice")
+    LIB.define(name + schema)
+    op = QuantOp(name, tuple(ge_types), module.rpartition(".")[2])
+    torch.library.impl(LIB, name, "PrivateUse1")(_torch_npu_kernel(name))
+    OPS[name] = op
+    return op
+
+
+def _torch_npu_kernel(name: str) -> Callable:
+    """A thin hand-over to torch_npu's own fused kernel, which validates and computes on
+    the device. No machine of this project has an NPU, so this path is never run here."""
+
+    def npu_kernel(*args, **kwargs):
+        try:
+            torch_npu = importlib.import_module("torch_npu")
+        except ImportError as err:  # pragma: no cover - an npu tensor without torch_npu
+            raise RuntimeError(
+                "quant_graph: a tensor is on an 'npu' device but torch_npu cannot be imported; "
+                "install torch_npu with the CANN toolkit to run the fused kernels") from err
+        return getattr(torch_npu, name)(*args, **kwargs)
+
+    return npu_kernel
+
+
+def ge_types_by_op() -> dict[str, tuple[str, ...]]:
+    return {name: op.ge_types for name, op in OPS.items()}
+
+
+def fused_ge_types() -> tuple[str, ...]:
+    """Every fused GE operator type some quant_graph op lowers to."""
+    return tuple(dict.fromkeys(t for op in OPS.values() for t in op.ge_types))

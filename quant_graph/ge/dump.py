@@ -1,0 +1,87 @@
+"""Compile a function with TorchAir's backend and return the GE graphs it built.
+
+``dump_ge_graph(fn, *args, dump_dir=...)`` compiles ``fn`` (offline GE mode on a machine
+without CANN), writes each GE graph as TorchAir's pbtxt, and returns them with the quant
+ops Dynamo captured, summaries and renderings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .._registry import fused_ge_types, ge_types_by_op
+from ..converters.ge_graph import DUMP_PREFIX, ge_dtype_names, ge_input_names, npu_backend, read_graphs
+from .render import write_dot
+from .summary import GeNode, GraphIndex, format_summary
+
+
+@dataclass
+class GeDump:
+    """What ``dump_ge_graph`` returns: the compiled call's outputs, the quant ops Dynamo
+    captured, and each GE graph built."""
+
+    outputs: object
+    fx_quant_ops: Counter
+    pbtxt_paths: list[Path]
+    graphs: list[GraphIndex]
+
+    def fused_nodes(self) -> list[GeNode]:
+        return [node for graph in self.graphs for node in graph.nodes(fused_ge_types())]
+
+    def not_lowered(self) -> list[str]:
+        """quant ops of the FX graph with no fused GE node to show for them."""
+        fused = Counter(node.type for node in self.fused_nodes())
+        expected = ge_types_by_op()
+        missing = []
+        for op, count in sorted(self.fx_quant_ops.items()):
+            for _ in range(count):
+                ge_type = next((t for t in expected[op] if fused[t] > 0), None)
+                if ge_type is None:
+                    missing.append(op)
+                else:
+                    fused[ge_type] -= 1
+        return missing
+
+    def summary(self) -> str:
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.fx_quant_ops.items())) or "none"
+        fused = Counter(node.type for node in self.fused_nodes())
+        lines = [f"quant ops captured: {ops}",
+                 "fused GE nodes: " + (", ".join(f"{t} x{n}" for t, n in sorted(fused.items())) or "none"),
+                 "not lowered to a fused node: " + (", ".join(self.not_lowered()) or "nothing")]
+        lines += [format_summary(graph, f"GE graph {path.name}")
+                  for path, graph in zip(self.pbtxt_paths, self.graphs, strict=True)]
+        return "\n".join(lines)
+
+    def write_dot(self) -> list[Path]:
+        """Each graph as Graphviz DOT beside its pbtxt, and as SVG where ``dot`` is installed."""
+        return [f for path, graph in zip(self.pbtxt_paths, self.graphs, strict=True) for f in write_dot(path, graph)]
+
+
+def _recording_quant_ops(backend_fn, counter: Counter):
+    """Wrap a backend to count the quant_graph ops in each graph Dynamo hands it."""
+    def compile_graph(gm, example_inputs):
+        for node in gm.graph.nodes:
+            target = str(node.target) if node.op == "call_function" else ""
+            if target.startswith("quant_graph."):
+                counter[target.split(".")[1]] += 1
+        return backend_fn(gm, example_inputs)
+
+    return compile_graph
+
+
+def dump_ge_graph(fn, *args, dump_dir, dynamic: bool = True, fullgraph: bool = True, **kwargs) -> GeDump:
+    """Compile ``fn`` with TorchAir's backend, call it on ``args``, and return the GE graphs
+    that call built (written to ``dump_dir`` as ``*.pbtxt``) with its outputs."""
+    earlier = set(Path(dump_dir).glob(f"{DUMP_PREFIX}*.txt"))
+    fx_quant_ops = Counter()
+    backend_fn = _recording_quant_ops(npu_backend(dump_dir=dump_dir), fx_quant_ops)
+    compiled = torch.compile(fn, backend=backend_fn, dynamic=dynamic, fullgraph=fullgraph)
+    outputs = compiled(*args, **kwargs)
+    fresh = read_graphs(dump_dir, skip=earlier)
+    names = ge_dtype_names()
+    graphs = [GraphIndex(graph, names, ge_input_names) for _, graph in fresh]
+    return GeDump(outputs, fx_quant_ops, [path for path, _ in fresh], graphs)
