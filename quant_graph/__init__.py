@@ -14,4 +14,5 @@ globals().update({name: op.public for name, op in OPS.items()})
 
 __all__ = ["backend", "native", *sorted(OPS)]
 
+native.enable()
 converters.register_on_ascend_host()

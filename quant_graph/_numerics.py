@@ -1,7 +1,7 @@
 """Numerics every op shares (SPEC.md "Numerics"), in the portable torch form.
 
-The C kernels in ``csrc/kernels.c`` implement the same steps; the two are held to
-bit-identical results by the tests.
+The C kernels in ``csrc/kernels.c`` implement the same steps in the same float32 order;
+the tests hold the two paths to the same results.
 """
 
 from __future__ import annotations
@@ -10,17 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
-from . import native
-
-# Integer target ranges (lo, hi) by the torch dtype a user names.
-INT_RANGE = {
-    torch.int8: (-128, 127),
-    torch.qint8: (-128, 127),
-    torch.quint8: (0, 255),
-    torch.quint4x2: (-8, 7),
-    torch.qint32: (-(2**31), 2**31 - 1),
-}
-FLOAT8_MAX = {torch.float8_e4m3fn: 448.0, torch.float8_e5m2: 57344.0}
+from ._dtypes import INT4, INT32, QuantDtype
+from ._group_index import row_groups
 
 # Rows per chunk in the portable path: bounds the float32 temporaries to a few MiB
 # whatever the input size, so peak extra memory stays well under the input's.
@@ -38,20 +29,16 @@ def saturate(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return v.nan_to_num_(nan=0.0).clamp_(lo, hi).round_()
 
 
-def to_int(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Saturate float32 ``v`` into ``dtype``'s range and narrow it to its storage dtype
-    (int4 values come out as int8, still to be packed)."""
-    lo, hi = INT_RANGE[dtype]
-    if dtype == torch.qint32:
+def quantized(v: torch.Tensor, qd: QuantDtype) -> torch.Tensor:
+    """Float32 ``v`` as stored values of format ``qd``: integers saturated, rounded and
+    narrowed (int4 packed 8 per int32), floats clamped to the format's range and cast."""
+    if qd.is_float:
+        return v.nan_to_num_(nan=0.0).clamp_(qd.lo, qd.hi).to(qd.storage)
+    if qd is INT32:
         # int32 ends are not float32 values: saturate in float64 where they are.
-        return saturate(v.double(), lo, hi).to(torch.int32)
-    storage = torch.uint8 if dtype == torch.quint8 else torch.int8
-    return saturate(v, lo, hi).to(storage)
-
-
-def to_float8(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    fmax = FLOAT8_MAX[dtype]
-    return v.nan_to_num_(nan=0.0).clamp_(-fmax, fmax).to(dtype)
+        return saturate(v.double(), qd.lo, qd.hi).to(torch.int32)
+    q = saturate(v, qd.lo, qd.hi)
+    return pack_int4(q.to(torch.int8)) if qd is INT4 else q.to(qd.storage)
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:
@@ -64,13 +51,6 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
     return word
 
 
-def row_groups(ends: torch.Tensor, rows: int) -> torch.Tensor:
-    """Each row's group for cumulative row ends (rows past the last end: the last group),
-    as ``group_of_row`` in csrc/kernels.c."""
-    groups = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
-    return groups.clamp_(max=ends.numel() - 1)
-
-
 def row_max_min(xf: torch.Tensor):
     """Per-row max and min, NaN propagating; an empty row counts as zeros."""
     if xf.shape[-1] == 0:
@@ -80,14 +60,14 @@ def row_max_min(xf: torch.Tensor):
     return row_max, row_min
 
 
-def dynamic_params(row_max, row_min, *, symmetric: bool, dst_max: float, dst_span: float):
-    """(scale, offset) of dynamic quantization: symmetric ``max|x| / DST_MAX`` (offset 0),
-    asymmetric ``(max - min) / (DST_MAX - DST_MIN)`` and ``DST_MAX - max / scale``."""
+def dynamic_params(row_max, row_min, *, symmetric: bool, qd: QuantDtype):
+    """(scale, offset) of dynamic quantization into ``qd``: symmetric ``max|x| / DST_MAX``
+    (offset 0), asymmetric ``(max - min) / (DST_MAX - DST_MIN)`` and ``DST_MAX - max / scale``."""
     if symmetric:
-        scale = torch.maximum(row_max.abs(), row_min.abs()) / dst_max
+        scale = torch.maximum(row_max.abs(), row_min.abs()) / qd.hi
         return scale, torch.zeros_like(scale)
-    scale = (row_max - row_min) / dst_span
-    return scale, dst_max - row_max / scale
+    scale = (row_max - row_min) / qd.span
+    return scale, qd.hi - row_max / scale
 
 
 def dynamically_scaled(xf: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,32 +78,16 @@ def dynamically_scaled(xf: torch.Tensor, scale: torch.Tensor, offset: torch.Tens
     return v.masked_fill_((scale == 0).unsqueeze(-1), 0.0)
 
 
-def storage_dtype(dst: torch.dtype) -> torch.dtype:
-    """The dtype of the tensor that holds ``dst`` values (int4 packed into int32)."""
-    return {torch.quint8: torch.uint8, torch.qint32: torch.int32, torch.quint4x2: torch.int32}.get(dst, torch.int8)
-
-
-def packed_shape(shape, dst: torch.dtype):
-    """Output shape for ``dst``: int4 packs the last dim 8 to an int32."""
-    return (*shape[:-1], shape[-1] // 8) if dst == torch.quint4x2 else tuple(shape)
-
-
-def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, dst, out):
+def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
     """``out = saturate(x * scale + zero)``, row by row.
 
-    The one kernel behind Quantize, AscendQuantV2 and GroupQuant; the portable twin of
+    The one portable kernel behind Quantize, AscendQuantV2 and GroupQuant; the twin of
     ``qg_affine_quant`` in csrc/kernels.c, whose comment gives the parameter layouts:
     per_row: ``scale``/``zero`` float32 ``[period]``, row r uses entry ``r % period``;
     otherwise ``scale`` float32 ``[groups, cols]`` (row group from cumulative ``ends``, or
     row 0) and ``zero`` float32 ``[cols]`` or None. ``out``: ``[rows, packed cols]``.
     """
     rows, cols = x2d.shape
-    if native.serves(x2d):
-        native.library().qg_affine_quant(
-            native.ptr(x2d), native.IN_DTYPE[x2d.dtype], rows, cols, native.ptr(scale), native.ptr(zero),
-            per_row, period, native.ptr(ends), 0 if ends is None else ends.numel(), native.OUT_KIND[dst],
-            native.ptr(out), native.threads())
-        return
     if ends is not None:
         row_group = row_groups(ends, rows)
     for chunk in row_chunks(rows, cols):
@@ -136,5 +100,4 @@ def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, dst, out):
         v = xf * s
         if z is not None:
             v = v + z
-        q = to_int(v, dst)
-        out[chunk] = pack_int4(q) if dst == torch.quint4x2 else q
+        out[chunk] = quantized(v, qd)

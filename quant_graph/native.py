@@ -1,17 +1,27 @@
-"""The CPU fast path: builds ``csrc/kernels.c`` once per machine and loads it with ctypes.
+"""The CPU fast path: builds ``csrc/kernels.c`` once per machine, loads it with ctypes, and
+registers each op's C-kernel implementation on the ``CPU`` dispatch key.
 
 A straightforward torch composite of a quant formula makes seven or more passes over
 memory and reaches well under a tenth of ``clone`` bandwidth on CPU; the C kernels make
 one. The library is compiled with the system C compiler on first use and cached under
 ``$QUANT_GRAPH_CACHE_DIR`` (default ``~/.cache/quant_graph``), keyed by the source, the
-flags and the machine. Without a compiler, or with ``QUANT_GRAPH_NATIVE=0``, ``library()``
-returns None and every op uses its portable torch path, which gives identical results.
+flags and the machine. Without a compiler, or with ``QUANT_GRAPH_NATIVE=0``, nothing is
+registered on the CPU key and every op runs its portable torch kernel, which gives the
+same results.
+
+This is the one place that chooses between the two paths: ``enable()`` at import,
+``disable()`` / ``disabled()`` to run the portable kernels on CPU (what the tests use).
+
+Each C kernel takes one struct of named arguments. ``Kernel`` mirrors a struct in
+ctypes, fills it by keyword (a missing or unknown field raises), checks that every tensor
+is a contiguous CPU tensor of an expected dtype, and the library is used only if its own
+description of the structs (``qg_abi_layout``) matches the mirror.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import functools
 import hashlib
 import os
 import platform
@@ -23,25 +33,86 @@ from pathlib import Path
 
 import torch
 
+from ._registry import OPS
+
 SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
 # -ffp-contract=off: an FMA would round differently from torch's separate mul and add.
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
 
-# enum qg_in_dtype / qg_out_kind in kernels.c
+# enum qg_in_dtype in kernels.c
 IN_DTYPE = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.int32: 3}
-OUT_INT8, OUT_INT4, OUT_UINT8, OUT_INT32 = 0, 1, 2, 3
-# by the target dtype a user names
-OUT_KIND = {torch.int8: OUT_INT8, torch.qint8: OUT_INT8, torch.quint4x2: OUT_INT4, torch.quint8: OUT_UINT8,
-            torch.qint32: OUT_INT32}
 
-_i64, _int, _f32, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_void_p
-_SIGNATURES = {
-    "qg_dynamic_quant": [_ptr, _int, _i64, _i64, _ptr, _ptr, _i64, _int, _int, _int, _f32, _f32,
-                         _ptr, _ptr, _ptr, _int],
-    "qg_affine_quant": [_ptr, _int, _i64, _i64, _ptr, _ptr, _int, _i64, _ptr, _i64, _int, _ptr, _int],
-    "qg_dequant_swiglu_quant": [_ptr, _int, _i64, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64,
-                                _int, _int, _ptr, _ptr, _int],
-}
+_CTYPES = {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "float": ctypes.c_float, "double": ctypes.c_double}
+
+
+class Kernel:
+    """One C kernel and its argument struct, field by field as kernels.c declares it.
+
+    ``fields``: ``(name, C type)`` for scalars, ``(name, C type, dtypes)`` for pointers,
+    ``dtypes`` the torch dtypes the tensor may have; a pointer may be passed None (NULL).
+    """
+
+    def __init__(self, name: str, fields: list[tuple]):
+        self.name = name
+        self.fields = fields
+        self.tensor_dtypes = {f[0]: f[2] for f in fields if len(f) == 3}
+        self.struct = type(f"{name}_args", (ctypes.Structure,), {
+            "_fields_": [(f[0], ctypes.c_void_p if f[1].endswith("*") else _CTYPES[f[1]]) for f in fields]})
+
+    def layout(self) -> str:
+        """What ``qg_abi_layout`` prints for this struct."""
+        body = "".join(f" {f[0]}:{f[1]}@{getattr(self.struct, f[0]).offset}" for f in self.fields)
+        return f"{self.name.upper()}_ARGS/{ctypes.sizeof(self.struct)}:{body};"
+
+    def __call__(self, **args) -> None:
+        names = {f[0] for f in self.fields}
+        missing, unknown = names - set(args) - {"threads"}, set(args) - names
+        if missing or unknown:
+            raise TypeError(f"quant_graph: {self.name} missing {sorted(missing)}, unknown {sorted(unknown)}")
+        values = {"threads": torch.get_num_threads()}
+        for name, value in args.items():
+            values[name] = self._pointer(name, value) if name in self.tensor_dtypes else value
+        getattr(library(), self.name)(ctypes.byref(self.struct(**values)))
+
+    def _pointer(self, name: str, t: torch.Tensor | None) -> int | None:
+        if t is None:
+            return None
+        if t.device.type != "cpu" or not t.is_contiguous() or t.dtype not in self.tensor_dtypes[name]:
+            raise ValueError(f"quant_graph: {self.name} needs {name} as a contiguous CPU tensor of "
+                             f"{self.tensor_dtypes[name]}, got {t.dtype} on {t.device}, "
+                             f"contiguous={t.is_contiguous()}")
+        return t.data_ptr()
+
+
+_IN = tuple(IN_DTYPE)
+_F32, _I64, _I32 = (torch.float32,), (torch.int64,), (torch.int32,)
+_QUANT_OUT = (torch.int8, torch.uint8, torch.int32)
+_FORMAT = [("out_kind", "int32_t"), ("out_lo", "double"), ("out_hi", "double")]
+
+DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
+    ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
+    ("smooth", "const float *", _F32), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"),
+    ("symmetric", "int32_t"), ("per_tensor", "int32_t"), *_FORMAT, ("dst_max", "float"), ("dst_span", "float"),
+    ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32), ("offset", "float *", _F32), ("threads", "int32_t")])
+AFFINE_QUANT = Kernel("qg_affine_quant", [
+    ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
+    ("scale", "const float *", _F32), ("zero", "const float *", _F32), ("per_row", "int32_t"),
+    ("period", "int64_t"), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), *_FORMAT,
+    ("y", "void *", _QUANT_OUT), ("threads", "int32_t")])
+DEQUANT_SWIGLU_QUANT = Kernel("qg_dequant_swiglu_quant", [
+    ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("h", "int64_t"),
+    ("bias", "const int32_t *", _I32), ("weight_scale", "const float *", _F32), ("weight_stride", "int64_t"),
+    ("activation_scale", "const float *", _F32), ("quant_scale", "const float *", _F32),
+    ("quant_stride", "int64_t"), ("quant_offset", "const float *", _F32),
+    ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), ("activate_left", "int32_t"),
+    ("dynamic", "int32_t"), *_FORMAT, ("dst_max", "float"), ("dst_span", "float"),
+    ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32), ("threads", "int32_t")])
+KERNELS = (DYNAMIC_QUANT, AFFINE_QUANT, DEQUANT_SWIGLU_QUANT)
+
+
+def format_args(qd) -> dict:
+    """The struct fields that name an output format (a ``_dtypes.QuantDtype``)."""
+    return {"out_kind": qd.c_kind, "out_lo": qd.lo, "out_hi": qd.hi}
 
 
 def cache_dir() -> Path:
@@ -74,35 +145,87 @@ def _build(compiler: str) -> Path:
     return target
 
 
-@functools.cache
+def _abi_mismatch(lib: ctypes.CDLL) -> str | None:
+    buf = ctypes.create_string_buffer(1 << 14)
+    lib.qg_abi_layout.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.qg_abi_layout.restype = ctypes.c_int
+    lib.qg_abi_layout(buf, len(buf))
+    theirs, ours = buf.value.decode(), "".join(k.layout() for k in KERNELS)
+    return None if theirs == ours else f"argument structs differ:\n  C:      {theirs}\n  Python: {ours}"
+
+
+_loaded: dict[tuple, ctypes.CDLL | None] = {}
+
+
 def library() -> ctypes.CDLL | None:
-    """The loaded kernel library, or None when the portable torch path must serve."""
-    if os.environ.get("QUANT_GRAPH_NATIVE", "1") == "0":
-        return None
-    compiler = os.environ.get("CC", "cc")
-    if shutil.which(compiler) is None:
+    """The loaded kernel library, or None when the portable torch path must serve. Loaded
+    once per (QUANT_GRAPH_NATIVE, CC) setting."""
+    setting = (os.environ.get("QUANT_GRAPH_NATIVE", "1"), os.environ.get("CC", "cc"))
+    if setting not in _loaded:
+        _loaded[setting] = _load(*setting)
+    return _loaded[setting]
+
+
+def _load(enabled: str, compiler: str) -> ctypes.CDLL | None:
+    if enabled == "0" or shutil.which(compiler) is None:
         return None
     try:
         lib = ctypes.CDLL(str(_build(compiler)))
+        problem = _abi_mismatch(lib)
     except (OSError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", "") or err
-        warnings.warn(f"quant_graph: C kernels unavailable, using the portable torch path: {detail}",
-                      stacklevel=2)
+        problem = getattr(err, "stderr", "") or str(err)
+    if problem:
+        warnings.warn(f"quant_graph: C kernels unavailable, using the portable torch path: {problem}", stacklevel=3)
         return None
-    for name, argtypes in _SIGNATURES.items():
-        getattr(lib, name).argtypes = argtypes
-        getattr(lib, name).restype = None
+    for kernel in KERNELS:
+        fn = getattr(lib, kernel.name)
+        fn.argtypes = [ctypes.POINTER(kernel.struct)]
+        fn.restype = None
     return lib
 
 
-def serves(*tensors: torch.Tensor | None) -> bool:
-    """Whether the C kernels can take these tensors (all on CPU) on this machine."""
-    return all(t is None or t.device.type == "cpu" for t in tensors) and library() is not None
+_cpu_registrations: torch.library.Library | None = None
 
 
-def ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+def enable() -> bool:
+    """Register every op's C-kernel implementation on the CPU key (if the library loads);
+    returns whether the C kernels serve CPU tensors now."""
+    global _cpu_registrations
+    if _cpu_registrations is None and library() is not None:
+        _cpu_registrations = torch.library.Library("quant_graph", "IMPL")
+        for op in OPS.values():
+            if op.cpu_kernel is not None:
+                _cpu_registrations.impl(op.name, op.cpu_kernel, "CPU")
+    return _cpu_registrations is not None
 
 
-def threads() -> int:
-    return torch.get_num_threads()
+def disable() -> None:
+    """Remove the CPU registrations: CPU tensors take the portable torch kernels."""
+    global _cpu_registrations
+    if _cpu_registrations is not None:
+        _cpu_registrations._destroy()
+        _cpu_registrations = None
+
+
+def enabled() -> bool:
+    return _cpu_registrations is not None
+
+
+@contextlib.contextmanager
+def disabled():
+    """Run the ops on their portable torch kernels, as on a machine without the C kernels."""
+    was_enabled = enabled()
+    disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            enable()
+
+
+def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
+    """The C twin of ``_numerics.affine_quant`` (same arguments)."""
+    rows, cols = x2d.shape
+    AFFINE_QUANT(x=x2d, x_dtype=IN_DTYPE[x2d.dtype], rows=rows, cols=cols, scale=scale, zero=zero, per_row=per_row,
+                 period=period, group_ends=ends, groups=0 if ends is None else ends.numel(), **format_args(qd),
+                 y=out)

@@ -1,27 +1,22 @@
-"""What the converters share: torch dtypes as GE DataType, and int4 outputs as packed int32."""
+"""What the converters share: output formats as GE DataType, and int4 outputs as packed int32."""
 
 from __future__ import annotations
 
-import torch
 from torchair._ge_concrete_graph import ge_apis as ge
 from torchair.ge import DataType
 from torchair.ge._ge_graph import _ge_dtype_to_ge_proto_dtype
 
-# The dtype a user names for an op's output -> the GE DataType the fused operator emits.
-GE_OUTPUT_DTYPE = {
-    torch.int8: DataType.DT_INT8,
-    torch.qint8: DataType.DT_INT8,
-    torch.quint8: DataType.DT_UINT8,
-    torch.qint32: DataType.DT_INT32,
-    torch.quint4x2: DataType.DT_INT4,
-    torch.float8_e4m3fn: DataType.DT_FLOAT8_E4M3FN,
-    torch.float8_e5m2: DataType.DT_FLOAT8_E5M2,
-}
+from .._dtypes import QuantDtype
 
 
-def set_output_dtype(y, ge_dtype: int):
+def ge_dtype(qd: QuantDtype) -> int:
+    """The GE DataType of an output format (``_dtypes.QuantDtype.ge`` names it)."""
+    return getattr(DataType, qd.ge)
+
+
+def set_output_dtype(y, qd: QuantDtype):
     """Record a GE output's dtype on its descriptor (what dumps and later passes read)."""
-    y.desc.dtype = _ge_dtype_to_ge_proto_dtype(ge_dtype)
+    y.desc.dtype = _ge_dtype_to_ge_proto_dtype(ge_dtype(qd))
     return y
 
 

@@ -7,7 +7,8 @@ from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 from torchair.ge import DataType
 
-from ._ge import set_output_dtype
+from .._dtypes import INT8
+from ._ge import ge_dtype, set_output_dtype
 
 QUANT_MODE_ATTR = {0: "static", 1: "dynamic"}
 
@@ -23,5 +24,5 @@ def convert_npu_dequant_swiglu_quant(x, weight_scale=None, activation_scale=None
                                      meta_outputs=None):
     y, scale = ge.DequantSwigluQuant(x, weight_scale, activation_scale, bias, _as_float32(quant_scale),
                                      _as_float32(quant_offset), group_index, activate_left=activate_left,
-                                     quant_mode=QUANT_MODE_ATTR[quant_mode], dst_type=DataType.DT_INT8)
-    return set_output_dtype(y, DataType.DT_INT8), scale
+                                     quant_mode=QUANT_MODE_ATTR[quant_mode], dst_type=ge_dtype(INT8))
+    return set_output_dtype(y, INT8), scale

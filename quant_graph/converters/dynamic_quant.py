@@ -6,15 +6,16 @@ import torch
 from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 
-from ._ge import GE_OUTPUT_DTYPE, as_packed_int32, set_output_dtype
+from .._dtypes import INT4, quant_dtype
+from ._ge import as_packed_int32, ge_dtype, set_output_dtype
 
 
 def _dynamic_quant_v2(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetrical):
-    dst = torch.int8 if dst_type is None else dst_type
-    y, scale, offset = ge.DynamicQuantV2(x, smooth_scales, group_index, dst_type=GE_OUTPUT_DTYPE[dst],
+    qd = quant_dtype(dst_type)
+    y, scale, offset = ge.DynamicQuantV2(x, smooth_scales, group_index, dst_type=ge_dtype(qd),
                                          is_symmetrical=symmetrical, quant_mode=quant_mode)
-    set_output_dtype(y, GE_OUTPUT_DTYPE[dst])
-    return (as_packed_int32(y, x.rank) if dst == torch.quint4x2 else y), scale, offset
+    set_output_dtype(y, qd)
+    return (as_packed_int32(y, x.rank) if qd is INT4 else y), scale, offset
 
 
 @register_fx_node_ge_converter(torch.ops.quant_graph.npu_dynamic_quant_asymmetric.default)

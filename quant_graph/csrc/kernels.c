@@ -8,10 +8,15 @@
  * with -ffp-contract=off so no FMA changes a rounding), so both paths give
  * bit-identical results; the tests hold them to that.
  *
- * Loaded with ctypes by quant_graph/native.py; no Python or torch headers.
+ * Loaded with ctypes by quant_graph/native.py; no Python or torch headers. Each
+ * kernel takes one struct of named arguments, declared once below as an X-macro;
+ * qg_abi_layout() describes those structs so native.py can refuse a library whose
+ * layout differs from its own mirror of them.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
@@ -89,20 +94,28 @@ static inline float saturate(float v, float lo, float hi) {
     return rintf(v);
 }
 
+/* The output format: which storage writer, and the range [lo, hi] to saturate to
+ * (quant_graph/_dtypes.py holds both; the C side keeps no range of its own). */
+typedef struct {
+    int kind;
+    double lo, hi;
+} qg_format;
+
 /* dst = saturate(v / div + add) in the output's integer format. Inlined into each
  * caller so the division and addition fuse into the narrowing loop (one pass over v);
  * callers with no divisor or offset pass 1 and 0, which change no value. */
-static inline __attribute__((always_inline)) void store_row(void *dst, int kind, float *restrict v, int64_t n,
+static inline __attribute__((always_inline)) void store_row(void *dst, qg_format fmt, float *restrict v, int64_t n,
                                                             float div, float add) {
-    switch (kind) {
+    const float lo = (float)fmt.lo, hi = (float)fmt.hi;
+    switch (fmt.kind) {
     case QG_OUT_INT8: {
         int8_t *d = (int8_t *)dst;
-        for (int64_t i = 0; i < n; i++) d[i] = (int8_t)saturate(v[i] / div + add, -128.0f, 127.0f);
+        for (int64_t i = 0; i < n; i++) d[i] = (int8_t)saturate(v[i] / div + add, lo, hi);
         break;
     }
     case QG_OUT_UINT8: {
         uint8_t *d = (uint8_t *)dst;
-        for (int64_t i = 0; i < n; i++) d[i] = (uint8_t)saturate(v[i] / div + add, 0.0f, 255.0f);
+        for (int64_t i = 0; i < n; i++) d[i] = (uint8_t)saturate(v[i] / div + add, lo, hi);
         break;
     }
     case QG_OUT_INT32: {
@@ -111,15 +124,15 @@ static inline __attribute__((always_inline)) void store_row(void *dst, int kind,
         for (int64_t i = 0; i < n; i++) {
             float f = v[i] / div + add;
             double x = f != f ? 0.0 : (double)f;
-            x = x < -2147483648.0 ? -2147483648.0 : x;
-            x = x > 2147483647.0 ? 2147483647.0 : x;
+            x = x < fmt.lo ? fmt.lo : x;
+            x = x > fmt.hi ? fmt.hi : x;
             d[i] = (int32_t)rint(x);
         }
         break;
     }
     case QG_OUT_INT4: {
         /* element 8k+j sits in bits [4j, 4j+4) of word k */
-        for (int64_t i = 0; i < n; i++) v[i] = saturate(v[i] / div + add, -8.0f, 7.0f);
+        for (int64_t i = 0; i < n; i++) v[i] = saturate(v[i] / div + add, lo, hi);
         int32_t *d = (int32_t *)dst;
         for (int64_t k = 0; k < n / 8; k++) {
             uint32_t word = 0;
@@ -230,16 +243,60 @@ static void dynamic_params(row_stats s, int symmetric, float dst_max, float dst_
     }
 }
 
-static void dynamic_quant_row(float *restrict buf, int64_t cols, float scale, float offset, int out_kind,
+static void dynamic_quant_row(float *restrict buf, int64_t cols, float scale, float offset, qg_format fmt,
                               void *y_row) {
     if (scale == 0.0f)
-        memset(y_row, 0, (size_t)out_row_bytes(out_kind, cols));
+        memset(y_row, 0, (size_t)out_row_bytes(fmt.kind, cols));
     else
-        store_row(y_row, out_kind, buf, cols, scale, offset);
+        store_row(y_row, fmt, buf, cols, scale, offset);
 }
 
 static void smooth_row(float *restrict buf, const float *restrict smooth, int64_t cols) {
     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * smooth[i];
+}
+
+/* The kernels' argument structs, each declared once: X(type, name) per field. */
+#define QG_DYNAMIC_QUANT_ARGS(X)                                                                        \
+    X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, smooth) \
+    X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, symmetric) X(int32_t, per_tensor)    \
+    X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(float, dst_max) X(float, dst_span)    \
+    X(void *, y) X(float *, scale) X(float *, offset) X(int32_t, threads)
+#define QG_AFFINE_QUANT_ARGS(X)                                                                         \
+    X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, scale)  \
+    X(const float *, zero) X(int32_t, per_row) X(int64_t, period) X(const int64_t *, group_ends)      \
+    X(int64_t, groups) X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(void *, y)          \
+    X(int32_t, threads)
+#define QG_DEQUANT_SWIGLU_QUANT_ARGS(X)                                                                 \
+    X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, h) X(const int32_t *, bias)    \
+    X(const float *, weight_scale) X(int64_t, weight_stride) X(const float *, activation_scale)        \
+    X(const float *, quant_scale) X(int64_t, quant_stride) X(const float *, quant_offset)             \
+    X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, activate_left) X(int32_t, dynamic)   \
+    X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(float, dst_max) X(float, dst_span)    \
+    X(void *, y) X(float *, scale) X(int32_t, threads)
+
+#define QG_DECLARE(type, name) type name;
+typedef struct { QG_DYNAMIC_QUANT_ARGS(QG_DECLARE) } qg_dynamic_quant_args;
+typedef struct { QG_AFFINE_QUANT_ARGS(QG_DECLARE) } qg_affine_quant_args;
+typedef struct { QG_DEQUANT_SWIGLU_QUANT_ARGS(QG_DECLARE) } qg_dequant_swiglu_quant_args;
+
+/* "struct/size: name:type@offset ...;" for every argument struct, into buf. */
+int qg_abi_layout(char *buf, int size) {
+    int n = 0;
+#define QG_FIELD(type, name) n += snprintf(buf + n, (size_t)(size - n), " %s:%s@%zu", #name, #type, \
+                                           offsetof(QG_STRUCT, name));
+#define QG_STRUCT_LAYOUT(fields)                                                                     \
+    n += snprintf(buf + n, (size_t)(size - n), "%s/%zu:", #fields, sizeof(QG_STRUCT));              \
+    fields(QG_FIELD) n += snprintf(buf + n, (size_t)(size - n), ";");
+#define QG_STRUCT qg_dynamic_quant_args
+    QG_STRUCT_LAYOUT(QG_DYNAMIC_QUANT_ARGS)
+#undef QG_STRUCT
+#define QG_STRUCT qg_affine_quant_args
+    QG_STRUCT_LAYOUT(QG_AFFINE_QUANT_ARGS)
+#undef QG_STRUCT
+#define QG_STRUCT qg_dequant_swiglu_quant_args
+    QG_STRUCT_LAYOUT(QG_DEQUANT_SWIGLU_QUANT_ARGS)
+#undef QG_STRUCT
+    return n < size ? n : -1;
 }
 
 /*
@@ -247,14 +304,20 @@ static void smooth_row(float *restrict buf, const float *restrict smooth, int64_
  * [groups, cols]; group_ends: NULL (smooth row 0 for every row) or int64
  * cumulative row ends. per_tensor: one scale for the whole tensor.
  */
-void qg_dynamic_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, const float *smooth,
-                      const int64_t *group_ends, int64_t groups, int symmetric, int per_tensor,
-                      int out_kind, float dst_max, float dst_span, void *y, float *scale, float *offset,
-                      int threads) {
+void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
+    const void *x = a->x;
+    const int x_dtype = a->x_dtype, symmetric = a->symmetric, per_tensor = a->per_tensor, threads = a->threads;
+    const int64_t rows = a->rows, cols = a->cols, groups = a->groups;
+    const float *smooth = a->smooth;
+    const int64_t *group_ends = a->group_ends;
+    const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
+    const float dst_max = a->dst_max, dst_span = a->dst_span;
+    void *y = a->y;
+    float *scale = a->scale, *offset = a->offset;
     const char *xb = (const char *)x;
     char *yb = (char *)y;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
-    const int64_t y_stride = out_row_bytes(out_kind, cols);
+    const int64_t y_stride = out_row_bytes(fmt.kind, cols);
     row_stats total = {-INFINITY, INFINITY, 0.0f, 0};
     if (rows == 0 || cols == 0) total.max = total.min = 0.0f;
 
@@ -291,7 +354,7 @@ void qg_dynamic_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, co
                 scale[r] = s;
                 if (offset) offset[r] = o;
             }
-            dynamic_quant_row(buf, cols, s, o, out_kind, yb + r * y_stride);
+            dynamic_quant_row(buf, cols, s, o, fmt, yb + r * y_stride);
         }
         free(buf);
     }
@@ -308,13 +371,16 @@ void qg_dynamic_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, co
  *                [groups, cols] table, zero NULL or [cols].
  *   per_row = 1: one scale/zero per row, index r % period.
  */
-void qg_affine_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, const float *scale,
-                     const float *zero, int per_row, int64_t period, const int64_t *group_ends, int64_t groups,
-                     int out_kind, void *y, int threads) {
-    const char *xb = (const char *)x;
-    char *yb = (char *)y;
+void qg_affine_quant(const qg_affine_quant_args *a) {
+    const int x_dtype = a->x_dtype, per_row = a->per_row, threads = a->threads;
+    const int64_t rows = a->rows, cols = a->cols, period = a->period, groups = a->groups;
+    const float *scale = a->scale, *zero = a->zero;
+    const int64_t *group_ends = a->group_ends;
+    const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
+    const char *xb = (const char *)a->x;
+    char *yb = (char *)a->y;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
-    const int64_t y_stride = out_row_bytes(out_kind, cols);
+    const int64_t y_stride = out_row_bytes(fmt.kind, cols);
 #pragma omp parallel num_threads(threads)
     {
         float *buf = row_buffer(cols);
@@ -333,7 +399,7 @@ void qg_affine_quant(const void *x, int x_dtype, int64_t rows, int64_t cols, con
                 if (zero)
                     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] + zero[i];
             }
-            store_row(yb + r * y_stride, out_kind, buf, cols, 1.0f, 0.0f);
+            store_row(yb + r * y_stride, fmt, buf, cols, 1.0f, 0.0f);
         }
         free(buf);
     }
@@ -347,11 +413,20 @@ static inline float silu(float v) { return v / (1.0f + expf(-v)); }
  * group_ends[groups - 1] get y = 0 and scale = 0. dynamic: symmetric int8 per row after
  * out *= quant_scale; static: y = round(out / quant_scale + quant_offset), scale = 0.
  */
-void qg_dequant_swiglu_quant(const void *x, int x_dtype, int64_t rows, int64_t h, const int32_t *bias,
-                             const float *weight_scale, int64_t weight_stride, const float *activation_scale,
-                             const float *quant_scale, int64_t quant_stride, const float *quant_offset,
-                             const int64_t *group_ends, int64_t groups, int activate_left, int dynamic,
-                             int8_t *y, float *scale, int threads) {
+void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
+    const void *x = a->x;
+    const int x_dtype = a->x_dtype, activate_left = a->activate_left, dynamic = a->dynamic, threads = a->threads;
+    const int64_t rows = a->rows, h = a->h, weight_stride = a->weight_stride, quant_stride = a->quant_stride,
+                  groups = a->groups;
+    const int32_t *bias = a->bias;
+    const float *weight_scale = a->weight_scale, *activation_scale = a->activation_scale,
+                *quant_scale = a->quant_scale, *quant_offset = a->quant_offset;
+    const int64_t *group_ends = a->group_ends;
+    const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
+    const float dst_max = a->dst_max, dst_span = a->dst_span;
+    char *y = (char *)a->y;
+    float *scale = a->scale;
+    const int64_t y_stride = out_row_bytes(fmt.kind, h);
     const int64_t cols = 2 * h;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
     const int64_t valid_rows = group_ends[groups - 1] < rows ? group_ends[groups - 1] : rows;
@@ -362,9 +437,9 @@ void qg_dequant_swiglu_quant(const void *x, int x_dtype, int64_t rows, int64_t h
         this_threads_rows(rows, &r0, &r1);
         int64_t g = 0;
         for (int64_t r = r0; r < r1; r++) {
-            int8_t *y_row = y + r * h;
+            char *y_row = y + r * y_stride;
             if (r >= valid_rows) {
-                memset(y_row, 0, (size_t)h);
+                memset(y_row, 0, (size_t)y_stride);
                 scale[r] = 0.0f;
                 continue;
             }
@@ -387,16 +462,16 @@ void qg_dequant_swiglu_quant(const void *x, int x_dtype, int64_t rows, int64_t h
                 if (qs)
                     for (int64_t i = 0; i < h; i++) buf[i] = buf[i] * qs[i];
                 float s, unused_offset;
-                dynamic_params(stats_of(buf, h), 1, 127.0f, 255.0f, &s, &unused_offset);
+                dynamic_params(stats_of(buf, h), 1, dst_max, dst_span, &s, &unused_offset);
                 scale[r] = s;
-                dynamic_quant_row(buf, h, s, 0.0f, QG_OUT_INT8, y_row);
+                dynamic_quant_row(buf, h, s, 0.0f, fmt, y_row);
             } else {
                 const float *qo = quant_offset ? quant_offset + g * quant_stride : NULL;
                 for (int64_t i = 0; i < h; i++) buf[i] = buf[i] / qs[i];
                 if (qo)
                     for (int64_t i = 0; i < h; i++) buf[i] = buf[i] + qo[i];
                 scale[r] = 0.0f;
-                store_row(y_row, QG_OUT_INT8, buf, h, 1.0f, 0.0f);
+                store_row(y_row, fmt, buf, h, 1.0f, 0.0f);
             }
         }
         free(buf);

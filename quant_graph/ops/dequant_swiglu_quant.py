@@ -21,7 +21,9 @@ import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
-from .._numerics import dynamic_params, dynamically_scaled, row_chunks, row_groups, row_max_min, to_int
+from .._dtypes import INT8
+from .._group_index import ends_from_counts, row_groups
+from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -141,8 +143,8 @@ def check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offse
 
 
 def _empty_outputs(x):
-    return x.new_empty((x.shape[0], x.shape[1] // 2), dtype=torch.int8), x.new_empty((x.shape[0],),
-                                                                                     dtype=torch.float32)
+    return (x.new_empty((x.shape[0], x.shape[1] // 2), dtype=INT8.storage),
+            x.new_empty((x.shape[0],), dtype=torch.float32))
 
 
 @OP.fake
@@ -160,65 +162,75 @@ def _table(t, width):
     return rows, 0 if rows.shape[0] == 1 else width
 
 
-def _portable(x, bias, weights, act, quants, offsets, ends, activate_left, dynamic, y, scale):
+def _portable(x, bias, weights, weight_stride, act, quants, quant_stride, offsets, ends, activate_left, dynamic,
+              y, scale):
     tokens, hidden = y.shape
     valid = min(int(ends[-1]), tokens)
     row_group = row_groups(ends, tokens)
 
-    def row_of(table, chunk):
-        return table[0] if table.shape[0] == 1 else table[row_group[chunk]]
+    def row_of(table, stride, chunk):
+        return table[0] if stride == 0 else table[row_group[chunk]]
 
     for chunk in row_chunks(valid, 2 * hidden):
         xf = (x[chunk].long() + bias.long()).float() if bias is not None else x[chunk].float()
         if weights is not None:
-            xf = xf * row_of(weights, chunk) * act[chunk].unsqueeze(-1)
+            xf = xf * row_of(weights, weight_stride, chunk) * act[chunk].unsqueeze(-1)
         gate, up = (xf[:, :hidden], xf[:, hidden:]) if activate_left else (xf[:, hidden:], xf[:, :hidden])
         out = gate / (1 + torch.exp(-gate)) * up
         if dynamic:
             if quants is not None:
-                out = out * row_of(quants, chunk)
-            s, _ = dynamic_params(*row_max_min(out), symmetric=True, dst_max=127.0, dst_span=255.0)
+                out = out * row_of(quants, quant_stride, chunk)
+            s, _ = dynamic_params(*row_max_min(out), symmetric=True, qd=INT8)
             v = dynamically_scaled(out, s)
             scale[chunk] = s
         else:
-            v = out / row_of(quants, chunk)
+            v = out / row_of(quants, quant_stride, chunk)
             if offsets is not None:
-                v = v + row_of(offsets, chunk)
+                v = v + row_of(offsets, quant_stride, chunk)
             scale[chunk] = 0.0
-        y[chunk] = to_int(v, torch.int8)
+        y[chunk] = quantized(v, INT8)
     y[valid:] = 0
     scale[valid:] = 0.0
 
 
-@OP.portable
-def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
-      group_index=None, activate_left=False, quant_mode=0):
-    op = "npu_dequant_swiglu_quant"
+def _native(x, bias, weights, weight_stride, act, quants, quant_stride, offsets, ends, activate_left, dynamic,
+            y, scale):
+    native.DEQUANT_SWIGLU_QUANT(
+        x=x, x_dtype=native.IN_DTYPE[x.dtype], rows=x.shape[0], h=y.shape[1], bias=bias, weight_scale=weights,
+        weight_stride=weight_stride, activation_scale=act, quant_scale=quants, quant_stride=quant_stride,
+        quant_offset=offsets, group_ends=ends, groups=ends.numel(), activate_left=activate_left, dynamic=dynamic,
+        **native.format_args(INT8), dst_max=INT8.hi, dst_span=INT8.span, y=y, scale=scale)
+
+
+def _eager(compute, x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index, activate_left,
+           quant_mode):
     check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index, quant_mode)
     tokens, width = x.shape
     hidden = width // 2
     if group_index is None:
         ends = torch.tensor([tokens], dtype=torch.int64, device=x.device)
     else:
-        counts = group_index.cpu()
-        if bool((counts < 0).any()):
-            raise ValueError(f"{op}: group_index counts must be >= 0, got {counts.tolist()}")
-        if int(counts.sum()) > tokens:
-            raise ValueError(f"{op}: group_index counts must sum to at most T={tokens}, got {int(counts.sum())}")
-        ends = torch.cumsum(group_index, 0).contiguous()
+        ends = ends_from_counts("npu_dequant_swiglu_quant", group_index, tokens)
     y, scale = _empty_outputs(x)
-    x = x.contiguous()
     weights, weight_stride = _table(weight_scale, width)
     quants, quant_stride = _table(quant_scale, hidden)
     offsets, _ = _table(quant_offset, hidden)
     bias_row = None if bias is None else bias.reshape(width).contiguous()
     act = None if activation_scale is None else activation_scale.reshape(tokens).contiguous()
-    if native.serves(x):
-        native.library().qg_dequant_swiglu_quant(
-            native.ptr(x), native.IN_DTYPE[x.dtype], tokens, hidden, native.ptr(bias_row), native.ptr(weights),
-            weight_stride, native.ptr(act), native.ptr(quants), quant_stride, native.ptr(offsets), native.ptr(ends),
-            ends.numel(), activate_left, quant_mode == 1, native.ptr(y), native.ptr(scale), native.threads())
-    else:
-        _portable(x, bias_row, weights, act, quants, offsets, ends, activate_left, quant_mode == 1, y, scale)
+    compute(x.contiguous(), bias_row, weights, weight_stride, act, quants, quant_stride, offsets, ends, activate_left,
+            quant_mode == 1, y, scale)
     return y, scale
 
+
+@OP.portable
+def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
+      group_index=None, activate_left=False, quant_mode=0):
+    return _eager(_portable, x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
+                  activate_left, quant_mode)
+
+
+@OP.cpu
+def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
+      group_index=None, activate_left=False, quant_mode=0):
+    return _eager(_native, x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
+                  activate_left, quant_mode)

@@ -18,20 +18,9 @@ import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
-from .._checks import check_group_ends
-from .._numerics import (
-    FLOAT8_MAX,
-    INT_RANGE,
-    dynamic_params,
-    dynamically_scaled,
-    pack_int4,
-    packed_shape,
-    row_chunks,
-    row_groups,
-    row_max_min,
-    to_float8,
-    to_int,
-)
+from .._dtypes import INT4, QuantDtype, quant_dtype
+from .._group_index import check_ends, row_groups
+from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
 
 ASYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2)
@@ -85,19 +74,20 @@ def npu_dynamic_quant(x, *, smooth_scales=None, group_index=None, dst_type=None,
         x, smooth_scales=smooth_scales, group_index=group_index, dst_type=dst_type, quant_mode=quant_mode)
 
 
-def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric: bool) -> torch.dtype:
-    """Shape, dtype and keyword rules of both seeds; returns the output dtype."""
+def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric: bool) -> QuantDtype:
+    """Shape, dtype and keyword rules of both seeds; returns the output format."""
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
     allowed = SYMMETRIC_DST_TYPES if symmetric else ASYMMETRIC_DST_TYPES
-    dst = torch.int8 if dst_type is None else dst_type
     torch._check_type(x.dtype in (torch.float16, torch.bfloat16),
                       lambda: f"{op}: x must be float16 or bfloat16, got {x.dtype}")
     torch._check_value(x.dim() >= 2, lambda: f"{op}: x must have at least 2 dims, got {x.dim()}")
-    torch._check_value(dst in allowed, lambda: f"{op}: dst_type must be None or one of {allowed}, got {dst_type}")
+    torch._check_value(dst_type is None or dst_type in allowed,
+                       lambda: f"{op}: dst_type must be None or one of {allowed}, got {dst_type}")
+    qd = quant_dtype(dst_type)
     torch._check_value(quant_mode in QUANT_MODES,
                        lambda: f"{op}: quant_mode must be one of {QUANT_MODES}, got {quant_mode!r}")
     hidden = x.shape[-1]
-    if dst == torch.quint4x2:
+    if qd is INT4:
         torch._check_value(hidden % 8 == 0, lambda: (
             f"{op}: with dst_type=torch.quint4x2 the last dim of x must be divisible by 8, got {hidden}"))
     if smooth_scales is not None:
@@ -109,7 +99,7 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric
                 f"{op}: without group_index, smooth_scales must be 1-D [H], got shape {tuple(smooth_scales.shape)}"))
             torch._check_value(smooth_scales.shape[0] == hidden, lambda: (
                 f"{op}: smooth_scales must have x's last dim {hidden}, got {smooth_scales.shape[0]}"))
-        return dst
+        return qd
     torch._check_value(smooth_scales is not None, lambda: f"{op}: group_index needs smooth_scales [E, H]")
     torch._check_type(group_index.dtype == torch.int32,
                       lambda: f"{op}: group_index must be int32, got {group_index.dtype}")
@@ -129,20 +119,19 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric
     # DynamicQuantV2's doc also says E should not exceed the row count S; SPEC.md leaves
     # that out and MoE decode (fewer tokens than experts, most groups empty) needs it, so
     # it is not enforced: group_index's value rules (eager) still bound every group.
-    return dst
+    return qd
 
 
-def _empty_outputs(x, dst, quant_mode):
-    """y and scale as both the fake and the eager kernel allocate them."""
-    lead = x.shape[:-1]
-    y = x.new_empty(packed_shape(x.shape, dst), dtype=torch.int32 if dst == torch.quint4x2 else dst)
-    scale = x.new_empty((1,) if quant_mode == "pertensor" else lead, dtype=torch.float32)
+def _empty_outputs(x, qd, quant_mode):
+    """y and scale as both the fake and the eager kernels allocate them."""
+    y = x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
+    scale = x.new_empty((1,) if quant_mode == "pertensor" else x.shape[:-1], dtype=torch.float32)
     return y, scale
 
 
 def _fake(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
-    dst = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
-    return _empty_outputs(x, dst, quant_mode)
+    qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
+    return _empty_outputs(x, qd, quant_mode)
 
 
 @ASYMMETRIC.fake
@@ -156,18 +145,9 @@ def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="per
     return _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
 
 
-def _dst_limits(dst):
-    """(DST_MAX, DST_MAX - DST_MIN) of the formulas."""
-    if dst in FLOAT8_MAX:
-        return FLOAT8_MAX[dst], 2 * FLOAT8_MAX[dst]
-    lo, hi = INT_RANGE[dst]
-    return float(hi), float(hi - lo)
-
-
-def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset):
+def _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
     """Any device: chunks of rows, float32 temporaries of one chunk at a time."""
     rows, cols = x2d.shape
-    dst_max, dst_span = _dst_limits(dst)
     if ends is not None:
         row_group = row_groups(ends, rows)
 
@@ -177,14 +157,14 @@ def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset)
             xf = xf * (smooth[row_group[chunk]] if ends is not None else smooth[0])
         return xf
 
+    scale, offset = scale.view(-1), None if offset is None else offset.view(-1)
     if per_tensor:
         # an empty tensor counts as all zeros (scale 0), as in the C kernel
         zero = x2d.new_zeros((), dtype=torch.float32)
         stats = [torch.aminmax(widened(chunk)) for chunk in row_chunks(rows, cols)] if cols else []
         mins, maxs = zip(*stats, strict=True) if stats else ((zero,), (zero,))
         tensor_min, tensor_max = torch.stack(mins).amin().reshape(1), torch.stack(maxs).amax().reshape(1)
-        scale_t, offset_t = dynamic_params(tensor_max, tensor_min, symmetric=symmetric, dst_max=dst_max,
-                                           dst_span=dst_span)
+        scale_t, offset_t = dynamic_params(tensor_max, tensor_min, symmetric=symmetric, qd=qd)
         scale.copy_(scale_t)
         if offset is not None:
             offset.copy_(offset_t)
@@ -194,49 +174,55 @@ def _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale, offset)
         if per_tensor:
             s, o = scale_t, offset_t
         else:
-            s, o = dynamic_params(*row_max_min(xf), symmetric=symmetric, dst_max=dst_max, dst_span=dst_span)
+            s, o = dynamic_params(*row_max_min(xf), symmetric=symmetric, qd=qd)
             scale[chunk] = s
             if offset is not None:
                 offset[chunk] = o
-        v = dynamically_scaled(xf, s, None if symmetric else o)
-        q = to_float8(v, dst) if dst in FLOAT8_MAX else to_int(v, dst)
-        y2d[chunk] = pack_int4(q) if dst == torch.quint4x2 else q
+        y2d[chunk] = quantized(dynamically_scaled(xf, s, None if symmetric else o), qd)
 
 
-def _eager(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
+def _native(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
+    if qd.c_kind is None:  # no C writer for this format (float8)
+        _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset)
+        return
+    rows, cols = x2d.shape
+    native.DYNAMIC_QUANT(
+        x=x2d, x_dtype=native.IN_DTYPE[x2d.dtype], rows=rows, cols=cols, smooth=smooth, group_ends=ends,
+        groups=0 if ends is None else ends.numel(), symmetric=symmetric, per_tensor=per_tensor,
+        **native.format_args(qd), dst_max=qd.hi, dst_span=qd.span, y=y2d, scale=scale, offset=offset)
+
+
+def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
-    dst = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
+    qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
     cols = x.shape[-1]
     rows = math.prod(x.shape[:-1])
     if group_index is not None:
-        check_group_ends(op, group_index, rows)
-    y, scale = _empty_outputs(x, dst, quant_mode)
+        check_ends(op, group_index, rows)
+    y, scale = _empty_outputs(x, qd, quant_mode)
     offset = None if symmetric else torch.empty_like(scale)
-    per_tensor = quant_mode == "pertensor"
-    x2d = x.reshape(rows, cols).contiguous()
-    y2d = y.view(rows, y.shape[-1])
     smooth = None if smooth_scales is None else smooth_scales.float().reshape(-1, cols).contiguous()
     ends = None if group_index is None else group_index.to(torch.int64).contiguous()
-
-    if dst not in FLOAT8_MAX and native.serves(x, smooth_scales, group_index):
-        dst_max, dst_span = _dst_limits(dst)
-        native.library().qg_dynamic_quant(
-            native.ptr(x2d), native.IN_DTYPE[x.dtype], rows, cols, native.ptr(smooth), native.ptr(ends),
-            0 if ends is None else ends.numel(), symmetric, per_tensor,
-            native.OUT_KIND[dst], dst_max, dst_span,
-            native.ptr(y2d), native.ptr(scale), native.ptr(offset), native.threads())
-    else:
-        _portable(x2d, smooth, ends, dst, symmetric, per_tensor, y2d, scale.view(-1),
-                  None if offset is None else offset.view(-1))
+    compute(x.reshape(rows, cols).contiguous(), smooth, ends, qd, symmetric, quant_mode == "pertensor",
+            y.view(rows, y.shape[-1]), scale, offset)
     return (y, scale) if symmetric else (y, scale, offset)
 
 
 @ASYMMETRIC.portable
 def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _eager(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+    return _eager(_portable, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
 
 
 @SYMMETRIC.portable
 def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _eager(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
+    return _eager(_portable, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
 
+
+@ASYMMETRIC.cpu
+def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    return _eager(_native, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+
+
+@SYMMETRIC.cpu
+def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+    return _eager(_native, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_group_ends
-from .._numerics import affine_quant, packed_shape, storage_dtype
+from .. import _numerics, native
+from .._dtypes import INT4, QuantDtype, quant_dtype
+from .._group_index import check_ends
 from .._registry import define
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -34,14 +35,14 @@ def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
     return torch.ops.quant_graph.npu_group_quant(x, scale, group_index, offset=offset, dst_dtype=dst_dtype)
 
 
-def check_args(x, scale, group_index, offset, dst_dtype) -> torch.dtype:
-    dst = torch.int8 if dst_dtype is None else dst_dtype
+def check_args(x, scale, group_index, offset, dst_dtype) -> QuantDtype:
     torch._check_type(x.dtype in FLOAT_DTYPES, lambda: f"npu_group_quant: x must be float32, float16 or "
                                                        f"bfloat16, got {x.dtype}")
     torch._check_value(x.dim() == 2, lambda: f"npu_group_quant: x must be 2-D [S, H], got shape {tuple(x.shape)}")
-    torch._check_value(dst in DST_DTYPES, lambda: (
+    torch._check_value(dst_dtype is None or dst_dtype in DST_DTYPES, lambda: (
         f"npu_group_quant: dst_dtype must be None or one of {DST_DTYPES}, got {dst_dtype}"))
-    if dst == torch.quint4x2:
+    qd = quant_dtype(dst_dtype)
+    if qd is INT4:
         torch._check_value(x.shape[-1] % 8 == 0, lambda: (
             f"npu_group_quant: with dst_dtype=torch.quint4x2 the last dim of x must be divisible by 8, "
             f"got {x.shape[-1]}"))
@@ -64,22 +65,30 @@ def check_args(x, scale, group_index, offset, dst_dtype) -> torch.dtype:
             f"npu_group_quant: offset must have scale's dtype {scale.dtype}, got {offset.dtype}"))
         torch._check_value(offset.numel() == 1, lambda: (
             f"npu_group_quant: offset must hold one element, got shape {tuple(offset.shape)}"))
-    return dst
+    return qd
 
 
 @OP.fake
 def _(x, scale, group_index, *, offset=None, dst_dtype=None):
-    dst = check_args(x, scale, group_index, offset, dst_dtype)
-    return x.new_empty(packed_shape(x.shape, dst), dtype=storage_dtype(dst))
+    qd = check_args(x, scale, group_index, offset, dst_dtype)
+    return x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
+
+
+def _eager(affine_quant, x, scale, group_index, offset, dst_dtype):
+    qd = check_args(x, scale, group_index, offset, dst_dtype)
+    check_ends("npu_group_quant", group_index, x.shape[0])
+    y = x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
+    zero = None if offset is None else offset.float().reshape(1).expand(x.shape[1]).contiguous()
+    affine_quant(x.contiguous(), scale.float().contiguous(), zero, per_row=False,
+                 ends=group_index.to(torch.int64).contiguous(), qd=qd, out=y)
+    return y
 
 
 @OP.portable
 def _(x, scale, group_index, *, offset=None, dst_dtype=None):
-    dst = check_args(x, scale, group_index, offset, dst_dtype)
-    check_group_ends("npu_group_quant", group_index, x.shape[0])
-    y = x.new_empty(packed_shape(x.shape, dst), dtype=storage_dtype(dst))
-    zero = None if offset is None else offset.float().reshape(1).expand(x.shape[1]).contiguous()
-    affine_quant(x.contiguous(), scale.float().contiguous(), zero, per_row=False,
-                 ends=group_index.to(torch.int64).contiguous(), dst=dst, out=y)
-    return y
+    return _eager(_numerics.affine_quant, x, scale, group_index, offset, dst_dtype)
 
+
+@OP.cpu
+def _(x, scale, group_index, *, offset=None, dst_dtype=None):
+    return _eager(native.affine_quant, x, scale, group_index, offset, dst_dtype)

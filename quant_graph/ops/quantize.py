@@ -17,8 +17,9 @@ import math
 import torch
 from torch.fx.experimental.symbolic_shapes import sym_or
 
+from .. import _numerics, native
 from .._checks import check_same_shape
-from .._numerics import affine_quant, packed_shape, storage_dtype
+from .._dtypes import INT4, quant_dtype
 from .._registry import define
 
 DIV_DTYPES = (torch.qint8, torch.quint8, torch.qint32)
@@ -80,7 +81,7 @@ def _check_mul_mode(input, scales, zero_points, dtype, axis):
         f"npu_quantize: with div_mode=False axis must be in [-2, input.dim()={input.dim()}), got {axis}"))
     torch._check_value(input.dim() >= (2 if axis == -2 else 1), lambda: (
         f"npu_quantize: axis=-2 needs an input of at least 2 dims, got {input.dim()}"))
-    if dtype == torch.quint4x2:
+    if quant_dtype(dtype) is INT4:
         torch._check_value(input.shape[-1] % 8 == 0, lambda: (
             f"npu_quantize: with dtype=torch.quint4x2 the last dim of input must be divisible by 8, "
             f"got {input.shape[-1]}"))
@@ -124,13 +125,14 @@ def check_args(input, scales, zero_points, dtype, axis, div_mode):
 @OP.fake
 def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
     check_args(input, scales, zero_points, dtype, axis, div_mode)
-    return input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
+    qd = quant_dtype(dtype)
+    return input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
 
 
-@OP.portable
-def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
+def _eager(affine_quant, input, scales, zero_points, dtype, axis, div_mode):
     check_args(input, scales, zero_points, dtype, axis, div_mode)
-    y = input.new_empty(packed_shape(input.shape, dtype), dtype=storage_dtype(dtype))
+    qd = quant_dtype(dtype)
+    y = input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
     x = input.contiguous()
     zero = None if zero_points is None else zero_points.float().reshape(-1).contiguous()
     if div_mode:
@@ -142,7 +144,7 @@ def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
         rows = math.prod(input.shape[:axis + 1]) if per_row else math.prod(input.shape[:axis])
         cols = inner if per_row else channels
         affine_quant(x.view(rows, cols), inverse if per_row else inverse.view(1, cols), zero,
-                     per_row=per_row, period=channels, dst=dtype, out=y.view(rows, cols))
+                     per_row=per_row, period=channels, qd=qd, out=y.view(rows, cols))
         return y
     # div_mode=False: element-wise along the last dim, or the second-to-last (axis=-2).
     per_row = axis == -2
@@ -151,6 +153,15 @@ def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
     zero = None if zero is None else zero.expand(size).contiguous()
     rows, cols = math.prod(input.shape[:-1]), input.shape[-1]
     affine_quant(x.view(rows, cols), scale if per_row else scale.view(1, cols), zero, per_row=per_row,
-                 period=size, dst=dtype, out=y.view(rows, y.shape[-1]))
+                 period=size, qd=qd, out=y.view(rows, y.shape[-1]))
     return y
 
+
+@OP.portable
+def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    return _eager(_numerics.affine_quant, input, scales, zero_points, dtype, axis, div_mode)
+
+
+@OP.cpu
+def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    return _eager(native.affine_quant, input, scales, zero_points, dtype, axis, div_mode)

@@ -1,0 +1,61 @@
+"""The quantized output formats: one row each, read by every layer (kernels, fake kernels,
+the C ABI, the GE converters).
+
+A user names a format by a torch dtype (``torch.qint8`` and ``torch.int8`` are the same
+int8 format); ``quant_dtype`` maps the name to its row, with None meaning int8 everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class QuantDtype:
+    name: str
+    lo: float  # the format's range: integers saturate to it, floats clamp to it
+    hi: float
+    storage: torch.dtype  # dtype of the tensor that holds the values
+    per_element: int  # values packed into one storage element (int4: 8 per int32)
+    ge: str  # GE DataType name of the fused operator's output
+    c_kind: int | None  # enum qg_out_kind in csrc/kernels.c; None: only the portable path writes it
+
+    @property
+    def is_float(self) -> bool:
+        return self.storage.is_floating_point
+
+    @property
+    def span(self) -> float:
+        """DST_MAX - DST_MIN of the dynamic-quant formulas."""
+        return self.hi - self.lo
+
+    def stored_shape(self, shape) -> tuple:
+        """Shape of the tensor holding values of ``shape``: packing shortens the last dim."""
+        if self.per_element == 1:
+            return tuple(shape)
+        return (*shape[:-1], shape[-1] // self.per_element)
+
+
+INT8 = QuantDtype("int8", -128, 127, torch.int8, 1, "DT_INT8", 0)
+INT4 = QuantDtype("int4", -8, 7, torch.int32, 8, "DT_INT4", 1)
+UINT8 = QuantDtype("uint8", 0, 255, torch.uint8, 1, "DT_UINT8", 2)
+INT32 = QuantDtype("int32", -(2**31), 2**31 - 1, torch.int32, 1, "DT_INT32", 3)
+FLOAT8_E4M3FN = QuantDtype("float8_e4m3fn", -448.0, 448.0, torch.float8_e4m3fn, 1, "DT_FLOAT8_E4M3FN", None)
+FLOAT8_E5M2 = QuantDtype("float8_e5m2", -57344.0, 57344.0, torch.float8_e5m2, 1, "DT_FLOAT8_E5M2", None)
+
+BY_TORCH_DTYPE: dict[torch.dtype, QuantDtype] = {
+    torch.int8: INT8,
+    torch.qint8: INT8,
+    torch.quint8: UINT8,
+    torch.qint32: INT32,
+    torch.quint4x2: INT4,
+    torch.float8_e4m3fn: FLOAT8_E4M3FN,
+    torch.float8_e5m2: FLOAT8_E5M2,
+}
+
+
+def quant_dtype(dtype: torch.dtype | None) -> QuantDtype:
+    """The format a dtype argument names; None is int8, as in every op's documentation."""
+    return INT8 if dtype is None else BY_TORCH_DTYPE[dtype]

@@ -1,0 +1,162 @@
+"""The package's structure as promised: one registry of operators, kernels chosen by
+dispatch key, a typed C ABI, the GE layer inside the package, no import cycles."""
+
+import ast
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import quant_graph as qg
+from quant_graph import converters, native
+from quant_graph._registry import OPS
+
+PACKAGE = Path(qg.__file__).parent
+REPO = PACKAGE.parent
+
+
+def test_every_op_of_the_namespace_is_registered_with_all_its_parts():
+    defined = {n.split("::")[1] for n in torch._C._dispatch_get_all_op_names() if n.startswith("quant_graph::")}
+    assert defined == set(OPS)
+    for name, op in OPS.items():
+        assert getattr(qg, name) is op.public and op.public.__name__ == name
+        assert name in qg.__all__
+        assert op.ge_types and op.cpu_kernel is not None
+        assert (PACKAGE / "ops" / f"{op.module}.py").is_file()
+        assert (PACKAGE / "converters" / f"{op.module}.py").is_file(), "its converter has its op module's name"
+        for key in ("CompositeExplicitAutograd", "PrivateUse1", "Meta"):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(f"quant_graph::{name}", key), (name, key)
+
+
+def _has_cpu_kernel(name):
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"quant_graph::{name}", "CPU")
+
+
+def test_the_c_kernels_are_registered_on_the_cpu_key_and_disabled_removes_them():
+    assert native.enabled() and all(_has_cpu_kernel(name) for name in OPS)
+    with native.disabled():
+        assert not native.enabled() and not any(_has_cpu_kernel(name) for name in OPS)
+        x = torch.randn(4, 16).half()
+        y, scale = qg.npu_dynamic_quant(x)  # the portable kernel serves CPU now
+    assert native.enabled() and all(_has_cpu_kernel(name) for name in OPS)
+    torch.testing.assert_close(qg.npu_dynamic_quant(x), (y, scale), rtol=0, atol=0)
+
+
+def test_c_kernel_arguments_are_checked_by_name():
+    fields = {f[0]: 0 for f in native.AFFINE_QUANT.fields if f[0] != "threads"}
+    with pytest.raises(TypeError, match=r"missing \['cols'\]"):
+        native.AFFINE_QUANT(**{k: v for k, v in fields.items() if k != "cols"})
+    with pytest.raises(TypeError, match=r"unknown \['colz'\]"):
+        native.AFFINE_QUANT(**fields, colz=3)
+
+
+@pytest.mark.parametrize("bad,rule", [
+    (torch.zeros(4, 8, device="meta"), "on meta"),
+    (torch.zeros(8, 4).t(), "contiguous=False"),
+    (torch.zeros(4, 8, dtype=torch.float64), "got torch.float64"),
+])
+def test_c_kernels_take_only_contiguous_cpu_tensors_of_their_dtypes(bad, rule):
+    args = {f[0]: 0 for f in native.AFFINE_QUANT.fields if f[0] != "threads"}
+    args.update(x=bad, scale=None, zero=None, group_ends=None, y=None)
+    with pytest.raises(ValueError, match=rule) as info:
+        native.AFFINE_QUANT(**args)
+    assert "qg_affine_quant needs x" in str(info.value)
+
+
+def test_a_library_whose_structs_differ_from_the_mirror_is_refused(monkeypatch):
+    assert native._abi_mismatch(native.library()) is None
+    fields = list(native.DYNAMIC_QUANT.fields)
+    fields[2], fields[3] = fields[3], fields[2]  # rows and cols swapped: same types, wrong order
+    monkeypatch.setattr(native, "KERNELS", (native.Kernel("qg_dynamic_quant", fields), *native.KERNELS[1:]))
+    problem = native._abi_mismatch(native.library())
+    assert problem and "argument structs differ" in problem
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """quant_graph modules that ``module`` imports anywhere in its file (functions too)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("quant_graph")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            if not base.startswith("quant_graph"):
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                as_module = PACKAGE.parent / (sub.replace(".", "/") + ".py")
+                as_package = PACKAGE.parent / sub.replace(".", "/") / "__init__.py"
+                found.add(sub if as_module.exists() or as_package.exists() else base)
+    return found - {module}
+
+
+def test_no_import_cycle_at_module_level_or_inside_functions():
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[module] = _imports(path, module)
+
+    def ancestors(module):  # importing a.b.c runs a/__init__ and a/b/__init__ first, not a cycle
+        parts = module.split(".")
+        return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+    visiting, done = [], set()
+
+    def visit(module):
+        if module in visiting:
+            raise AssertionError("import cycle: " + " -> ".join(visiting[visiting.index(module):] + [module]))
+        if module in done:
+            return
+        visiting.append(module)
+        for target in graph.get(module, ()):
+            if target not in ancestors(module):
+                visit(target)
+        visiting.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)
+
+
+def test_import_quant_graph_imports_no_torchair():
+    code = "import quant_graph, sys; print([m for m in sys.modules if 'torchair' in m])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_wheel_holds_only_quant_graph_at_top_level(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "quant_graph", source / "quant_graph", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"quant_graph", "quant_graph-0.1.0.dist-info"}
+    assert "quant_graph/converters/dynamic_quant.py" in names and "quant_graph/csrc/kernels.c" in names
+
+
+def test_load_torchair_takes_its_mode_per_call():
+    torchair, offline = converters.load_torchair()
+    assert offline
+    assert converters.load_torchair(offline=True) == (torchair, True)
+    with pytest.raises(RuntimeError, match="already loaded offline"):
+        converters.load_torchair(offline=False)
+
+
+def test_a_converter_that_fails_to_register_is_named(monkeypatch):
+    from quant_graph._registry import QuantOp
+
+    monkeypatch.setitem(OPS, "npu_imaginary", QuantOp("npu_imaginary", ("Imaginary",), "imaginary"))
+    with pytest.raises(RuntimeError, match=r"GE converter of npu_imaginary .*converters/imaginary\.py"):
+        converters.load_torchair(offline=True)
