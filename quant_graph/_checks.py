@@ -17,3 +17,10 @@ def check_same_shape(op: str, name: str, t: torch.Tensor, ref_name: str, ref: to
     torch._check_value(t.dim() == ref.dim(), message)
     for a, b in zip(t.shape, ref.shape, strict=True):
         torch._check_value(a == b, message)
+
+
+def check_devices(op: str, ref_name: str, ref: torch.Tensor, **tensors: torch.Tensor | None) -> None:
+    """Every tensor argument on ``ref``'s device: a kernel reads them all as its memory."""
+    for name, t in tensors.items():
+        if t is not None and t.device != ref.device:
+            raise ValueError(f"{op}: {name} must be on {ref_name}'s device {ref.device}, got {t.device}")

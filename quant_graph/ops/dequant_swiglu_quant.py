@@ -21,6 +21,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
+from .._checks import check_devices
 from .._dtypes import INT8
 from .._group_index import ends_from_counts, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
@@ -82,6 +83,8 @@ def _check_rows_of(name, t, width, groups, lead_optional):
 
 def check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index, quant_mode):
     op = "npu_dequant_swiglu_quant"
+    check_devices(op, "x", x, weight_scale=weight_scale, activation_scale=activation_scale, bias=bias,
+                  quant_scale=quant_scale, quant_offset=quant_offset, group_index=group_index)
     torch._check_type(x.dtype in (torch.int32, torch.bfloat16),
                       lambda: f"{op}: x must be int32 or bfloat16, got {x.dtype}")
     torch._check_value(x.dim() == 2, lambda: f"{op}: x must be 2-D [T, 2H], got shape {tuple(x.shape)}")

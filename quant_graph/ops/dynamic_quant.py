@@ -18,6 +18,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
+from .._checks import check_devices
 from .._dtypes import INT4, QuantDtype, quant_dtype
 from .._group_index import check_ends, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
@@ -78,6 +79,7 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric
     """Shape, dtype and keyword rules of both seeds; returns the output format."""
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
     allowed = SYMMETRIC_DST_TYPES if symmetric else ASYMMETRIC_DST_TYPES
+    check_devices(op, "x", x, smooth_scales=smooth_scales, group_index=group_index)
     torch._check_type(x.dtype in (torch.float16, torch.bfloat16),
                       lambda: f"{op}: x must be float16 or bfloat16, got {x.dtype}")
     torch._check_value(x.dim() >= 2, lambda: f"{op}: x must have at least 2 dims, got {x.dim()}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .. import _numerics, native
+from .._checks import check_devices
 from .._dtypes import INT4, QuantDtype, quant_dtype
 from .._group_index import check_ends
 from .._registry import define
@@ -36,6 +37,7 @@ def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
 
 
 def check_args(x, scale, group_index, offset, dst_dtype) -> QuantDtype:
+    check_devices("npu_group_quant", "x", x, scale=scale, group_index=group_index, offset=offset)
     torch._check_type(x.dtype in FLOAT_DTYPES, lambda: f"npu_group_quant: x must be float32, float16 or "
                                                        f"bfloat16, got {x.dtype}")
     torch._check_value(x.dim() == 2, lambda: f"npu_group_quant: x must be 2-D [S, H], got shape {tuple(x.shape)}")

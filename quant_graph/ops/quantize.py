@@ -18,7 +18,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import sym_or
 
 from .. import _numerics, native
-from .._checks import check_same_shape
+from .._checks import check_devices, check_same_shape
 from .._dtypes import INT4, quant_dtype
 from .._registry import define
 
@@ -114,6 +114,7 @@ def sym_or_one(n, size):
 
 
 def check_args(input, scales, zero_points, dtype, axis, div_mode):
+    check_devices("npu_quantize", "input", input, scales=scales, zero_points=zero_points)
     torch._check_type(input.dtype in INPUT_DTYPES, lambda: (
         f"npu_quantize: input must be float32, float16 or bfloat16, got {input.dtype}"))
     if div_mode:
