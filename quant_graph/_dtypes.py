@@ -2,7 +2,8 @@
 the C ABI, the GE converters).
 
 A user names a format by a torch dtype (``torch.qint8`` and ``torch.int8`` are the same
-int8 format); ``quant_dtype`` maps the name to its row, with None meaning int8 everywhere.
+int8 format) or, as torch_npu's schemas take it, by an int code (``resolve_code``);
+``quant_dtype`` maps the name to its row, with None meaning int8 everywhere.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ FLOAT8_E5M2 = QuantDtype("float8_e5m2", -57344.0, 57344.0, torch.float8_e5m2, 1,
 BY_TORCH_DTYPE: dict[torch.dtype, QuantDtype] = {
     torch.int8: INT8,
     torch.qint8: INT8,
+    torch.uint8: UINT8,
     torch.quint8: UINT8,
+    torch.int32: INT32,
     torch.qint32: INT32,
     torch.quint4x2: INT4,
     torch.float8_e4m3fn: FLOAT8_E4M3FN,
@@ -59,3 +62,23 @@ BY_TORCH_DTYPE: dict[torch.dtype, QuantDtype] = {
 def quant_dtype(dtype: torch.dtype | None) -> QuantDtype:
     """The format a dtype argument names; None is int8, as in every op's documentation."""
     return INT8 if dtype is None else BY_TORCH_DTYPE[dtype]
+
+
+# torch_npu's int dtype codes: c10::ScalarType's numbers for the dtypes torch has, and
+# torch_npu's own (an ACL dtype number + 256) for formats torch lacks, named by string.
+TORCH_NPU_CODES: dict[int, torch.dtype | str] = {
+    0: torch.uint8, 1: torch.int8, 3: torch.int32, 12: torch.qint8, 13: torch.quint8, 14: torch.qint32,
+    16: torch.quint4x2, 23: torch.float8_e5m2, 24: torch.float8_e4m3fn,
+    290: "hifloat8", 291: torch.float8_e5m2, 292: torch.float8_e4m3fn,
+    296: "float4_e2m1fn_x2", 297: "float4_e1m2fn_x2",
+}
+
+
+def resolve_code(op: str, arg: str, value: int | torch.dtype | None) -> torch.dtype | str | None:
+    """A dtype argument as a torch dtype, or the name of a torch_npu-only format."""
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value not in TORCH_NPU_CODES:
+        known = ", ".join(f"{code} ({name})" for code, name in TORCH_NPU_CODES.items())
+        raise ValueError(f"{op}: {arg} must be a torch.dtype or one of torch_npu's dtype codes {known}; got {value!r}")
+    return TORCH_NPU_CODES[value]

@@ -1,0 +1,45 @@
+"""The one table of output formats and torch_npu's int dtype codes."""
+
+import pytest
+import torch
+
+from quant_graph._dtypes import BY_TORCH_DTYPE, INT4, INT8, TORCH_NPU_CODES, quant_dtype, resolve_code
+
+
+@pytest.mark.parametrize("code,expected", [(1, torch.int8), (12, torch.qint8), (13, torch.quint8), (14, torch.qint32),
+                                           (16, torch.quint4x2), (23, torch.float8_e5m2), (24, torch.float8_e4m3fn),
+                                           (291, torch.float8_e5m2), (292, torch.float8_e4m3fn), (290, "hifloat8")])
+def test_codes_name_the_formats_torch_npu_gives_them(code, expected):
+    assert resolve_code("op", "dst_type", code) == expected
+
+
+def test_torch_dtypes_pass_through_and_none_stays_none():
+    assert resolve_code("op", "dst_type", torch.quint4x2) is torch.quint4x2
+    assert resolve_code("op", "dst_type", None) is None
+    assert quant_dtype(None) is INT8 and quant_dtype(torch.qint8) is INT8 and quant_dtype(torch.quint4x2) is INT4
+
+
+@pytest.mark.parametrize("bad", [1000, -1, 100, 2, True, 1.0])
+def test_an_unknown_code_names_the_op_the_argument_and_the_value(bad):
+    with pytest.raises(ValueError, match=rf"^npu_x: dst_type must be a torch.dtype or one of .*; got {bad!r}$"):
+        resolve_code("npu_x", "dst_type", bad)
+
+
+def test_the_torch_codes_are_torchs_own():
+    """c10::ScalarType numbers, read back through the dispatcher's int -> ScalarType conversion."""
+    lib = torch.library.Library("quant_graph_test_codes", "DEF")
+    lib.define("echo(Tensor x, ScalarType dtype) -> Tensor")
+    seen = []
+    lib.impl("echo", lambda x, dtype: (seen.append(dtype), x.clone())[1], "CompositeExplicitAutograd")
+    torch_codes = {c: d for c, d in TORCH_NPU_CODES.items() if isinstance(d, torch.dtype) and c < 256}
+    for code in torch_codes:
+        torch.ops.quant_graph_test_codes.echo(torch.zeros(1), code)
+    assert seen == list(torch_codes.values())
+
+
+@pytest.mark.parametrize("dtype", list(BY_TORCH_DTYPE))
+def test_each_format_row_is_consistent(dtype):
+    qd = BY_TORCH_DTYPE[dtype]
+    assert qd.lo < qd.hi and qd.span == qd.hi - qd.lo
+    assert qd.stored_shape((3, 16)) == ((3, 2) if qd is INT4 else (3, 16))
+    assert (qd.c_kind is None) == qd.is_float  # the C kernels write every integer format, no float one
