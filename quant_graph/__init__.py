@@ -8,11 +8,12 @@ library cannot be built), anywhere else the portable torch kernel.
 
 from . import converters, native, ops  # noqa: F401 - ops defines every operator in the registry
 from ._registry import OPS
+from ._version import __version__
 from .backend import backend
 
 globals().update({name: op.public for name, op in OPS.items()})
 
-__all__ = ["backend", "native", *sorted(OPS)]
+__all__ = ["__version__", "backend", "native", *sorted(OPS)]
 
 native.enable()
 converters.register_on_ascend_host()

@@ -9,7 +9,9 @@ op sets) is read from ``OPS``. Per operator the registry holds:
   the fake kernel (``register_fake``), the portable torch kernel for every device
   (``CompositeExplicitAutograd``), the C kernel for CPU tensors (registered on the ``CPU``
   key by ``quant_graph.native`` when the C library builds) and, on ``PrivateUse1`` (npu),
-  a call into torch_npu's fused op of the same name;
+  a call into torch_npu's fused op of the same name; and on ``Autograd`` a kernel that
+  runs the op below autograd, since quantization has no gradient: outputs never require
+  grad, so nothing pretends to be differentiable;
 * its public function (torch_npu's name and signature) and the op module's name, which is
   also the name of its converter module under ``quant_graph/converters/``.
 """
@@ -67,8 +69,20 @@ def define(name: str, schema: str, *, ge_types: tuple[str, ...], module: str) ->
     LIB.define(name + schema)
     op = QuantOp(name, tuple(ge_types), module.rpartition(".")[2])
     torch.library.impl(LIB, name, "PrivateUse1")(_torch_npu_kernel(name))
+    torch.library.impl(LIB, name, "Autograd")(_below_autograd(op))
     OPS[name] = op
     return op
+
+
+def _below_autograd(op: QuantOp) -> Callable:
+    """The Autograd kernel of a non-differentiable op: PyTorch's documented pattern
+    (AutoDispatchBelowAutograd, then the op again), which opcheck checks for."""
+
+    def autograd_kernel(*args, **kwargs):
+        with torch._C._AutoDispatchBelowAutograd():
+            return op.overload(*args, **kwargs)
+
+    return autograd_kernel
 
 
 def _torch_npu_kernel(name: str) -> Callable:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from . import native
+from ._version import __version__
 from .backend import npu_available
 from .converters import _offline
 from .ge import dump_ge_graph
@@ -102,6 +103,7 @@ def check(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="quant-graph", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"quant-graph {__version__} (torch {torch.__version__})")
     commands = parser.add_subparsers(dest="command", required=True)
     dump_parser = commands.add_parser("dump", help="build, dump and summarise a model's GE graph")
     dump_parser.add_argument("target", help="<file.py>:<factory>, the factory returning (model, example_args)")

@@ -136,14 +136,17 @@ def test_import_quant_graph_imports_no_torchair():
 def test_the_wheel_holds_only_quant_graph_at_top_level(tmp_path):
     source = tmp_path / "src"
     shutil.copytree(REPO / "quant_graph", source / "quant_graph", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {n.split("/")[0] for n in names} == {"quant_graph", "quant_graph-0.1.0.dist-info"}
+    assert {n.split("/")[0] for n in names} == {"quant_graph", f"quant_graph-{qg.__version__}.dist-info"}
     assert "quant_graph/converters/dynamic_quant.py" in names and "quant_graph/csrc/kernels.c" in names
+    metadata = zipfile.ZipFile(wheel).read(f"quant_graph-{qg.__version__}.dist-info/METADATA").decode()
+    assert "License-Expression: BSD-3-Clause" in metadata
+    assert f"quant_graph-{qg.__version__}.dist-info/licenses/LICENSE" in names
 
 
 def test_load_torchair_takes_its_mode_per_call():

@@ -80,7 +80,8 @@ def dump_ge_graph(fn, *args, dump_dir, dynamic: bool = True, fullgraph: bool = T
     fx_quant_ops = Counter()
     backend_fn = _recording_quant_ops(npu_backend(dump_dir=dump_dir), fx_quant_ops)
     compiled = torch.compile(fn, backend=backend_fn, dynamic=dynamic, fullgraph=fullgraph)
-    outputs = compiled(*args, **kwargs)
+    with torch.no_grad():  # the graph the NPU runs for inference: one forward graph, no backward
+        outputs = compiled(*args, **kwargs)
     fresh = read_graphs(dump_dir, skip=earlier)
     names = ge_dtype_names()
     graphs = [GraphIndex(graph, names, ge_input_names) for _, graph in fresh]
