@@ -1,6 +1,9 @@
 """Independent references written from SPEC.md's formulas: whole tensors, no chunking,
 no code shared with quant_graph. Arithmetic in float32 as the SPEC says."""
 
+import ctypes
+import ctypes.util
+import functools
 import warnings
 
 import torch
@@ -46,7 +49,9 @@ def dynamic_quant_reference(x, smooth_scales=None, group_index=None, dst_type=No
                             symmetric=False):
     dst = dst_type or torch.int8
     xf = smoothed(x, smooth_scales, group_index)
-    if quant_mode == "pertensor":
+    if quant_mode == "pertensor" and xf.numel() == 0:  # an empty tensor counts as all zeros
+        row_max = row_min = torch.zeros(1, 1)
+    elif quant_mode == "pertensor":
         row_max, row_min = xf.max().reshape(1, 1), xf.min().reshape(1, 1)
     else:
         row_max, row_min = xf.amax(-1, keepdim=True), xf.amin(-1, keepdim=True)
@@ -112,8 +117,25 @@ def group_quant_reference(x, scale, group_index, offset=None, dst_dtype=None):
     return pack_int4_reference(q) if dst == torch.quint4x2 else q
 
 
+def libm_expf(t):
+    """exp as the C kernel computes it: libm's expf, element by element (slow: small tensors)."""
+    expf = _libm().expf
+    flat = [expf(v) for v in t.reshape(-1).tolist()]
+    return torch.tensor(flat, dtype=torch.float32).reshape(t.shape)
+
+
+@functools.cache
+def _libm():
+    lib = ctypes.CDLL(ctypes.util.find_library("m"))
+    lib.expf.restype, lib.expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return lib
+
+
 def dequant_swiglu_quant_reference(x, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
-                                   quant_offset=None, group_index=None, activate_left=False, quant_mode=0):
+                                   quant_offset=None, group_index=None, activate_left=False, quant_mode=0,
+                                   exp=torch.exp):
+    """swish(v) = v / (1 + exp(-v)) in float32 as SPEC.md writes it; ``exp`` is the one
+    primitive that is not correctly rounded (torch.exp on the portable path, libm_expf in C)."""
     tokens, width = x.shape
     hidden = width // 2
     counts = [tokens] if group_index is None else group_index.tolist()
@@ -130,7 +152,8 @@ def dequant_swiglu_quant_reference(x, weight_scale=None, activation_scale=None, 
             xf = xf * weight_scale.reshape(-1, width)[g if weight_scale.dim() == 2 and weight_scale.shape[0] > 1
                                                        else 0] * activation_scale.reshape(-1, 1)[rows]
         a, b = xf[:, :hidden], xf[:, hidden:]
-        out = torch.nn.functional.silu(a) * b if activate_left else torch.nn.functional.silu(b) * a
+        gate, up = (a, b) if activate_left else (b, a)
+        out = gate / (1 + exp(-gate)) * up
         qs = None if quant_scale is None else quant_scale.float().reshape(-1, hidden)
         qs = None if qs is None else qs[g if qs.shape[0] > 1 else 0]
         if quant_mode == 1:
