@@ -19,6 +19,7 @@ op sets) is read from ``OPS``. Per operator the registry holds:
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -108,3 +109,17 @@ def ge_types_by_op() -> dict[str, tuple[str, ...]]:
 def fused_ge_types() -> tuple[str, ...]:
     """Every fused GE operator type some quant_graph op lowers to."""
     return tuple(dict.fromkeys(t for op in OPS.values() for t in op.ge_types))
+
+
+class _QuietValidationErrors(logging.Filter):
+    """FakeTensorMode logs every TypeError raised inside it with its whole traceback (34
+    lines per error, since a TypeError there is usually a bug in a fake kernel) before it
+    re-raises it. A dtype rule of a quant_graph op is not a bug, and Dynamo's own error
+    already carries its message, so that log record is dropped for those errors alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(err, TypeError) and str(err).split(":", 1)[0] in OPS)
+
+
+logging.getLogger("torch._subclasses.fake_tensor").addFilter(_QuietValidationErrors())

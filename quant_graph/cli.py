@@ -2,6 +2,10 @@
 
     quant-graph dump examples/moe_ffn.py:make_model   # GE graph: pbtxt, summary, DOT/SVG
     quant-graph check                                 # what this machine has, what runs where
+    quant-graph install-ge                            # what offline GE mode needs, installed
+
+Exit status of dump: 0 every quant op lowered to its fused GE node; 1 a quant op did not
+lower, or the model has none; 2 the command, the factory or the environment failed.
 """
 
 from __future__ import annotations
@@ -9,40 +13,67 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 from . import native
+from ._registry import OPS
 from ._version import __version__
 from .backend import npu_available
 from .converters import _offline
 from .ge import dump_ge_graph
 
 
+class CommandError(Exception):
+    """A failure reported as one line on stderr (exit status 2), not as a traceback."""
+
+
 def _load_factory(target: str):
     path, _, name = target.rpartition(":")
     if not path or not name:
-        raise SystemExit(f"quant-graph dump: expected <file.py>:<factory>, got {target!r}")
+        raise CommandError(f"expected <file.py>:<factory>, got {target!r}")
     file = Path(path).resolve()
     if not file.is_file():
-        raise SystemExit(f"quant-graph dump: no file {file}")
+        raise CommandError(f"no file {file}")
     sys.path.insert(0, str(file.parent))  # the factory's module may import its neighbours
     spec = importlib.util.spec_from_file_location(file.stem, file)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # noqa: BLE001 - whatever the user's module raises, say so in one line
+        raise CommandError(f"importing {file.name} raised {type(err).__name__}: {err}") from err
     if not callable(getattr(module, name, None)):
-        raise SystemExit(f"quant-graph dump: {file.name} has no callable {name!r}")
+        raise CommandError(f"{file.name} has no callable {name!r}")
     return getattr(module, name)
 
 
-def dump(args) -> int:
-    made = _load_factory(args.target)()
+def _made_model(target: str):
+    factory = _load_factory(target)
+    try:
+        made = factory()
+    except Exception as err:  # noqa: BLE001
+        raise CommandError(f"{target} raised {type(err).__name__}: {err}") from err
     if not (isinstance(made, tuple) and len(made) == 2):
-        raise SystemExit("quant-graph dump: the factory must return (model, example_args)")
+        raise CommandError(f"{target} must return (model, example_args), got {type(made).__name__}")
     model, example_args = made
-    example_args = example_args if isinstance(example_args, tuple) else (example_args,)
+    return model, example_args if isinstance(example_args, tuple) else (example_args,)
+
+
+def _missing_for_ge(command: str) -> str:
+    lines = [f"{command}: offline GE mode needs what is missing here:"]
+    for piece, pip_args in _offline.missing_pieces():
+        lines.append(f"  {piece}: {sys.executable} -m pip install {' '.join(pip_args)}")
+    return "\n".join(lines + ["(or all at once: quant-graph install-ge)"])
+
+
+def dump(args) -> int:
+    if not npu_available() and _offline.missing_pieces():
+        raise CommandError(_missing_for_ge("quant-graph dump"))
+    model, example_args = _made_model(args.target)
     dump_dir = Path(args.dump_dir or Path("quant_graph_dump") / Path(args.target.rpartition(":")[0]).stem)
     try:
         result = dump_ge_graph(model, *example_args, dump_dir=dump_dir)
@@ -50,9 +81,33 @@ def dump(args) -> int:
         print(f"quant-graph dump: the model did not lower to a GE graph:\n{err}", file=sys.stderr)
         return 1
     print(result.summary())
-    files = [*result.pbtxt_paths, *([] if args.no_dot else result.write_dot())]
-    print("\nwritten:\n" + "\n".join(f"  {f}" for f in files))
+    files = [*result.pbtxt_paths, *result.proto_text_paths()]
+    if not args.no_dot:
+        files += result.write_dot()
+        if not shutil.which("dot"):
+            print("\nSVG not rendered: Graphviz's `dot` is not on PATH (install graphviz, e.g. apt-get install "
+                  "graphviz); the .dot files render anywhere Graphviz runs")
+    print("\nwritten:\n" + "\n".join(f"  {f}" for f in sorted(files)))
+    if not result.fx_quant_ops:
+        print(f"\nquant-graph dump: no quant op was captured: {args.target}'s model calls none of quant_graph's "
+              f"operators ({', '.join(sorted(OPS))}), so its GE graph has no fused quant node", file=sys.stderr)
+        return 1
     return 1 if result.not_lowered() else 0
+
+
+def install_ge(args) -> int:
+    """Install what offline GE mode lacks, with pip's own progress."""
+    missing = _offline.missing_pieces()
+    if not missing:
+        print(f"offline GE mode is ready: TorchAir's sources in {_offline.side_install_dir()}")
+        return 0
+    for piece, pip_args in missing:
+        command = [sys.executable, "-m", "pip", "install", *pip_args]
+        print(f"installing {piece}:\n  {' '.join(command)}", flush=True)
+        if subprocess.run(command).returncode != 0:
+            raise CommandError(f"pip failed installing {piece}; the command above shows what it ran")
+    print(f"offline GE mode is ready: TorchAir's sources in {_offline.side_install_dir()}")
+    return 0
 
 
 def _find_cann() -> str | None:
@@ -81,8 +136,7 @@ def check(args) -> int:
         ("NPU", "available" if npu else "none"),
         ("TorchAir", "torch_npu's, with CANN" if npu else
          f"offline GE mode available (sources in {side})" if offline_ready else
-         "offline GE mode unavailable; install its sources with: "
-         + _offline.INSTALL_COMMAND.format(dir=_offline.side_install_dir())),
+         "offline GE mode unavailable; install what it needs with: quant-graph install-ge"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -112,8 +166,15 @@ def main(argv=None) -> int:
     dump_parser.set_defaults(run=dump)
     check_parser = commands.add_parser("check", help="report the environment and what runs where")
     check_parser.set_defaults(run=check)
+    install_parser = commands.add_parser("install-ge", help="install what offline GE mode needs (TorchAir's "
+                                                            "sources beside this environment, protobuf, packaging)")
+    install_parser.set_defaults(run=install_ge)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except CommandError as err:
+        print(f"quant-graph {args.command}: {err}" if "\n" not in str(err) else str(err), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

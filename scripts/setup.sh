@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned toolchain and quant_graph installed in editable mode, and
-# puts TorchAir's Python sources (from the torch_npu wheel) beside it for offline GE mode.
+# Creates .venv with the pinned toolchain and quant_graph installed in editable mode, then
+# `quant-graph install-ge` puts TorchAir's Python sources (from the torch_npu wheel) beside it
+# for offline GE mode. Prints a line per step; pip shows its own progress.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv ($(python3 --version))"
     python3 -m venv .venv
 fi
-.venv/bin/pip install -q -r requirements-dev.txt
-.venv/bin/pip install -q --no-deps -e .
+echo "setup: installing the pinned toolchain into .venv (requirements-dev.txt: torch 2.13.0 CPU, pytest, ...)"
+.venv/bin/pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
+echo "setup: installing quant_graph (editable) into .venv"
+.venv/bin/pip install --disable-pip-version-check -q --no-deps -e .
 # Not into .venv: installed there, torch_npu makes `import torch` fail without CANN.
-TORCH_NPU_DIR="${QUANT_GRAPH_TORCH_NPU_DIR:-$HOME/.cache/quant_graph/torch_npu}"
-if [ ! -f "$TORCH_NPU_DIR/torch_npu/dynamo/torchair/__init__.py" ]; then
-    .venv/bin/pip install -q --no-deps --target "$TORCH_NPU_DIR" torch-npu==2.13.0
-fi
+echo "setup: offline GE mode"
+.venv/bin/quant-graph install-ge
+echo "setup: done; the CLI is .venv/bin/quant-graph (or: source .venv/bin/activate)"

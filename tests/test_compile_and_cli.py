@@ -124,22 +124,18 @@ def test_a_quant_op_without_its_fused_node_exits_1(tmp_path, capsys, monkeypatch
     assert "not lowered to a fused node: npu_group_quant" in out and "fused GE nodes: none" in out
 
 
-def test_a_model_with_no_quant_op_exits_0(tmp_path, capsys):
-    """Today: exit 0 and 'quant ops captured: none' (nothing failed to lower)."""
+def test_a_model_with_no_quant_op_exits_1_and_says_so(tmp_path, capsys):
     body = "    return (lambda x: x * 2), (torch.ones(4, 8),)\n"
-    assert dump(write_factory(tmp_path, body), tmp_path) == 0
-    out = capsys.readouterr().out
-    assert "quant ops captured: none" in out and "not lowered to a fused node: nothing" in out
+    assert dump(write_factory(tmp_path, body), tmp_path) == 1
+    captured = capsys.readouterr()
+    assert "quant ops captured: none" in captured.out
+    assert "no quant op was captured" in captured.err and "npu_dynamic_quant" in captured.err
 
 
-def test_a_factory_that_raises_exits_nonzero(tmp_path):
-    """Today the factory's exception escapes ``main``: exit status 1 with a raw traceback.
-    What should change: a one-line 'quant-graph dump: the factory raised ...' message and
-    no traceback (then also assert ``"Traceback" not in result.stderr``)."""
+def test_a_factory_that_raises_exits_2_with_one_line(tmp_path):
     target = write_factory(tmp_path, "    raise RuntimeError('no weights here')\n")
     result = subprocess.run([sys.executable, "-m", "quant_graph", "dump", target, "--dump-dir",
                              str(tmp_path / "out"), "--no-dot"], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "no weights here" in result.stderr
-    with pytest.raises(RuntimeError, match="no weights here"):
-        cli.main(["dump", target, "--no-dot"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"quant-graph dump: {target} raised RuntimeError: no weights here"
+    assert "Traceback" not in result.stderr

@@ -13,13 +13,15 @@ cannot find it (so ``import torch`` keeps working on a host without CANN):
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import types
 import warnings
 from pathlib import Path
 
-INSTALL_COMMAND = "pip install --no-deps --target {dir} torch-npu==2.13.0"
+TORCH_NPU_PIN = "torch-npu==2.13.0"
+INSTALL_COMMAND = "pip install --no-deps --target {dir} " + TORCH_NPU_PIN
 _NATIVE_MODULES = ("_torchair", "_npu_graph_executor", "_npu_utils", "_abi_compat_ge_apis")
 
 
@@ -29,6 +31,24 @@ class CannRequiredError(RuntimeError):
 
 def side_install_dir() -> Path:
     return Path(os.environ.get("QUANT_GRAPH_TORCH_NPU_DIR", Path.home() / ".cache" / "quant_graph" / "torch_npu"))
+
+
+def missing_pieces() -> list[tuple[str, list[str]]]:
+    """What offline GE mode lacks here, each with the pip arguments that install it: TorchAir's
+    Python sources (from the torch_npu wheel, into the side directory) and the two Python
+    packages they import. Checked before anything compiles, so no error blames the model."""
+    missing = []
+    if not (torchair_source_dir() / "torchair" / "__init__.py").is_file():
+        missing.append((f"TorchAir's Python sources (in {side_install_dir()})",
+                        ["--no-deps", "--target", str(side_install_dir()), TORCH_NPU_PIN]))
+    for module, requirement in (("google.protobuf", "protobuf>=3.13"), ("packaging", "packaging")):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # find_spec of a dotted name imports its parent
+            found = False
+        if not found:
+            missing.append((f"the Python package {requirement.split('>')[0]}", [requirement]))
+    return missing
 
 
 def torchair_source_dir() -> Path:

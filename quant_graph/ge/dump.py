@@ -18,6 +18,10 @@ from ..converters.ge_graph import DUMP_PREFIX, ge_dtype_names, ge_input_names, n
 from .render import write_dot
 from .summary import GeNode, GraphIndex, format_summary
 
+LEGEND = """legend: name=DTYPE[dims], -1 a dynamic dim; (absent) an optional input not given; ? a dtype the graph
+  does not record (an output nothing reads, e.g. the symmetric op's offset); an input DT_INT64[] is a size
+  Dynamo passes into the graph as a scalar (a dynamic dim's value)"""
+
 
 @dataclass
 class GeDump:
@@ -46,6 +50,10 @@ class GeDump:
                     fused[ge_type] -= 1
         return missing
 
+    def proto_text_paths(self) -> list[Path]:
+        """TorchAir's own dumps (protobuf text format) beside each pbtxt."""
+        return [path.with_suffix(".txt") for path in self.pbtxt_paths]
+
     def summary(self) -> str:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.fx_quant_ops.items())) or "none"
         fused = Counter(node.type for node in self.fused_nodes())
@@ -54,7 +62,7 @@ class GeDump:
                  "not lowered to a fused node: " + (", ".join(self.not_lowered()) or "nothing")]
         lines += [format_summary(graph, f"GE graph {path.name}")
                   for path, graph in zip(self.pbtxt_paths, self.graphs, strict=True)]
-        return "\n".join(lines)
+        return "\n".join([*lines, LEGEND])
 
     def write_dot(self) -> list[Path]:
         """Each graph as Graphviz DOT beside its pbtxt, and as SVG where ``dot`` is installed."""
