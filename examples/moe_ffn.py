@@ -19,7 +19,6 @@ eager over several token counts with one compile, builds the GE graph the NPU wo
 """
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import torch
@@ -95,7 +94,7 @@ def run(model, token_counts, backend="quant_graph"):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", default="1,17,64,512", help="token counts to run (comma-separated)")
-    parser.add_argument("--dump-dir", default=None, help="where to write the GE graph (default: a temp dir)")
+    parser.add_argument("--dump-dir", default="quant_graph_dump/moe_ffn", help="where to write the GE graph")
     args = parser.parse_args()
     model = W8A8MoEExperts(experts=8, hidden=256, intermediate=128)
     print("W8A8 MoE experts: 8 experts, hidden 256, intermediate 128; torch.compile(backend='quant_graph', "
@@ -106,7 +105,7 @@ def main():
 
     from quant_graph.ge import dump_ge_graph
 
-    dump_dir = Path(args.dump_dir or tempfile.mkdtemp(prefix="quant_graph_moe_"))
+    dump_dir = Path(args.dump_dir)
     x, counts = routed_tokens(64, model.experts, model.hidden)
     dump = dump_ge_graph(model, x, counts, dump_dir=dump_dir)
     print(f"\nThe GE graph this block runs on an Ascend NPU (offline GE mode), written to {dump_dir}:")
