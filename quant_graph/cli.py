@@ -130,7 +130,7 @@ def check(args) -> int:
     offline_ready = (side / "torchair" / "__init__.py").is_file()
     rows = [
         ("torch", torch.__version__),
-        ("C kernels", f"built ({lib._name})" if lib else "unavailable: eager ops use the portable torch path"),
+        ("C kernels", native.status()),
         ("torch_npu", "installed" if has_torch_npu else "not installed"),
         ("CANN", cann or "not found (no libge_runner.so)"),
         ("NPU", "available" if npu else "none"),

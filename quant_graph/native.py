@@ -3,11 +3,11 @@ registers each op's C-kernel implementation on the ``CPU`` dispatch key.
 
 A straightforward torch composite of a quant formula makes seven or more passes over
 memory and reaches well under a tenth of ``clone`` bandwidth on CPU; the C kernels make
-one. The library is compiled with the system C compiler on first use and cached under
-``$QUANT_GRAPH_CACHE_DIR`` (default ``~/.cache/quant_graph``), keyed by the source, the
-flags and the machine. Without a compiler, or with ``QUANT_GRAPH_NATIVE=0``, nothing is
-registered on the CPU key and every op runs its portable torch kernel, which gives the
-same results.
+one. The library is compiled with the system C compiler on first use and cached
+(``_kernel_cache``: private, hash-checked, built once under a lock). Without a compiler,
+with an unusable cache, or with ``QUANT_GRAPH_NATIVE=0``, nothing is registered on the CPU
+key and every op runs its portable torch kernel, which gives the same results;
+``status()`` says why.
 
 This is the one place that chooses between the two paths: ``enable()`` at import,
 ``disable()`` / ``disabled()`` to run the portable kernels on CPU (what the tests use).
@@ -22,22 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import os
-import platform
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from . import _kernel_cache
 from ._registry import OPS
 
 SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
-# -ffp-contract=off: an FMA would round differently from torch's separate mul and add.
-FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
 
 # enum qg_in_dtype in kernels.c
 IN_DTYPE = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.int32: 3}
@@ -115,36 +111,6 @@ def format_args(qd) -> dict:
     return {"out_kind": qd.c_kind, "out_lo": qd.lo, "out_hi": qd.hi}
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("QUANT_GRAPH_CACHE_DIR", Path.home() / ".cache" / "quant_graph"))
-
-
-def _cpu_signature() -> str:
-    """What -march=native compiles for: the CPU's model and feature flags."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return "".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))}))
-
-
-def _build(compiler: str) -> Path:
-    key = hashlib.sha256(
-        SOURCE.read_bytes() + " ".join([compiler, *FLAGS, platform.machine(), _cpu_signature()]).encode()
-    ).hexdigest()[:16]
-    target = cache_dir() / f"kernels-{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename: concurrent first uses never load a half-written file.
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        built = Path(tmp) / target.name
-        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built), "-lm"], check=True,
-                       capture_output=True, text=True)
-        os.replace(built, target)
-    return target
-
-
 def _abi_mismatch(lib: ctypes.CDLL) -> str | None:
     buf = ctypes.create_string_buffer(1 << 14)
     lib.qg_abi_layout.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -154,34 +120,52 @@ def _abi_mismatch(lib: ctypes.CDLL) -> str | None:
     return None if theirs == ours else f"argument structs differ:\n  C:      {theirs}\n  Python: {ours}"
 
 
-_loaded: dict[tuple, ctypes.CDLL | None] = {}
+_loaded: dict[tuple, tuple[ctypes.CDLL | None, str]] = {}
+
+
+def _setting() -> tuple:
+    return (os.environ.get("QUANT_GRAPH_NATIVE", "1"), os.environ.get("CC", "cc"),
+            os.environ.get(_kernel_cache.SANITIZE_ENV, ""), str(_kernel_cache.cache_dir()))
 
 
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, or None when the portable torch path must serve. Loaded
-    once per (QUANT_GRAPH_NATIVE, CC) setting."""
-    setting = (os.environ.get("QUANT_GRAPH_NATIVE", "1"), os.environ.get("CC", "cc"))
+    once per setting (QUANT_GRAPH_NATIVE, CC, QUANT_GRAPH_SANITIZE, the cache directory)."""
+    setting = _setting()
     if setting not in _loaded:
-        _loaded[setting] = _load(*setting)
-    return _loaded[setting]
+        _loaded[setting] = _load(*setting[:2])
+    return _loaded[setting][0]
 
 
-def _load(enabled: str, compiler: str) -> ctypes.CDLL | None:
-    if enabled == "0" or shutil.which(compiler) is None:
-        return None
+def status() -> str:
+    """Which kernels serve CPU tensors, and if not the C ones, why (``quant-graph check``)."""
+    library()
+    lib, reason = _loaded[_setting()]
+    return f"built ({lib._name})" if lib is not None else f"unavailable ({reason}): the portable torch path serves"
+
+
+def _load(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
+    if enabled == "0":
+        return None, "QUANT_GRAPH_NATIVE=0"
+    if shutil.which(compiler) is None:
+        return None, f"no C compiler {compiler!r} on PATH (set CC to choose one)"
     try:
-        lib = ctypes.CDLL(str(_build(compiler)))
+        lib = ctypes.CDLL(str(_kernel_cache.build(SOURCE, compiler)))
         problem = _abi_mismatch(lib)
-    except (OSError, subprocess.CalledProcessError) as err:
-        problem = getattr(err, "stderr", "") or str(err)
+    except _kernel_cache.CacheError as err:
+        problem = str(err)
+    except subprocess.CalledProcessError as err:
+        problem = f"{compiler} failed: {(err.stderr or '').strip() or err}"
+    except OSError as err:
+        problem = f"loading the kernels failed: {err}"
     if problem:
         warnings.warn(f"quant_graph: C kernels unavailable, using the portable torch path: {problem}", stacklevel=3)
-        return None
+        return None, problem
     for kernel in KERNELS:
         fn = getattr(lib, kernel.name)
         fn.argtypes = [ctypes.POINTER(kernel.struct)]
         fn.restype = None
-    return lib
+    return lib, ""
 
 
 _cpu_registrations: torch.library.Library | None = None
