@@ -41,6 +41,20 @@ IN_DTYPE = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.int32: 
 _CTYPES = {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "float": ctypes.c_float, "double": ctypes.c_double}
 
 
+# OpenMP's thread pool does not survive fork(): a child that enters a parallel region the
+# parent used waits forever for threads that no longer exist. A forked child (a DataLoader
+# worker, a pre-fork server) runs the kernels on its one thread instead.
+_in_forked_child = False
+
+
+def _after_fork_in_child() -> None:
+    global _in_forked_child
+    _in_forked_child = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Kernel:
     """One C kernel and its argument struct, field by field as kernels.c declares it.
 
@@ -65,7 +79,7 @@ class Kernel:
         missing, unknown = names - set(args) - {"threads"}, set(args) - names
         if missing or unknown:
             raise TypeError(f"quant_graph: {self.name} missing {sorted(missing)}, unknown {sorted(unknown)}")
-        values = {"threads": torch.get_num_threads()}
+        values = {"threads": 1 if _in_forked_child else torch.get_num_threads()}
         for name, value in args.items():
             values[name] = self._pointer(name, value) if name in self.tensor_dtypes else value
         getattr(library(), self.name)(ctypes.byref(self.struct(**values)))
