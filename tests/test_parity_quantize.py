@@ -261,3 +261,76 @@ def test_compiled_equals_eager_and_compiles_once_new_modes(div_mode, dtype, axis
         return (x, scales, zp), marks
 
     assert compile_once_across_tokens(fn, make_args) == 1
+
+
+X = torch.randn(4, 16)
+S16 = torch.ones(16)
+I32 = torch.zeros(16, dtype=torch.int32)
+GI = torch.tensor([2, 4])
+BAD_QUANTIZE = [
+    # op-plugin's per-mode dtype lists (QuantizeKernelNpuOpApi.cpp)
+    ("div torch_npu float8 alias", (X, S16, None, 292, -1, True), ValueError, ["dtype", "div_mode=True", "292"]),
+    ("div int4", (X, S16, None, 16, -1, True), ValueError, ["dtype", "div_mode=True", "16 (torch.quint4x2)"]),
+    ("mul uint8", (X, S16, None, torch.uint8, -1, False), ValueError, ["dtype", "div_mode=False", "0 (torch.uint8)"]),
+    ("mul int32", (X, S16, None, 3, -1, False), ValueError, ["dtype", "div_mode=False", "3 (torch.int32)"]),
+    ("mul qint32", (X, S16, None, torch.qint32, -1, False), ValueError, ["dtype", "div_mode=False", "14"]),
+    ("fp4 code", (X, S16, None, 296, -1, False), ValueError, ["dtype", "296 (float4_e2m1fn_x2)"]),
+    # aclnnQuantize / aclnnAscendQuantV3: x of 1 to 8 dims
+    ("0-d input", (torch.tensor(1.0), torch.ones(1), None, 12, 0, True), ValueError, ["input", "1 to 8 dims", "0"]),
+    ("9-d input", (torch.ones([1] * 9), torch.ones(1), None, 12, -1, False), ValueError, ["input", "1 to 8", "9"]),
+    # aclnnQuantize: scales of 1 element or input.shape[axis]
+    ("div scales neither 1 nor C", (X, torch.ones(5), None, 24, -1, True), ValueError, ["scales", "16", "or 1", "5"]),
+    ("div zero_points of C with 1 scale", (X, torch.ones(1), I32, 12, -1, True), ValueError,
+     ["zero_points", "(1,)", "(16,)"]),
+    # aclnnQuantize: float32 zero points on Ascend 950 only, where float8 outputs are
+    ("div float32 zero_points int8", (X, S16, torch.zeros(16), 12, -1, True), TypeError,
+     ["zero_points", "int8", "torch.float32"]),
+    ("div float16 zero_points float8", (X, S16, torch.zeros(16).half(), 24, -1, True), TypeError,
+     ["zero_points", "float8_e4m3fn", "torch.float16"]),
+    # aclnnQuantize: bfloat16 scales or zero points only with input, scales and zero points all bfloat16
+    ("div bf16 scales float32 input", (X, S16.bfloat16(), None, 12, -1, True), TypeError,
+     ["bfloat16", "input torch.float32", "scales torch.bfloat16"]),
+    ("div bf16 scales int32 zero_points", (X.bfloat16(), S16.bfloat16(), I32, 23, -1, True), TypeError,
+     ["bfloat16", "zero_points torch.int32"]),
+    ("div bf16 zero_points float32 scales", (X.bfloat16(), S16, I32.bfloat16(), 12, -1, True), TypeError,
+     ["bfloat16", "scales torch.float32"]),
+    # aclnnAscendQuantV3 CheckDtypeCompatible: float16/bfloat16 input needs scales of its dtype
+    ("mul float16 input float32 scales", (X.half(), S16, None, 12, -1, False), TypeError,
+     ["scales", "input's dtype torch.float16", "torch.float32"]),
+    ("mul bf16 input float16 scales", (X.bfloat16(), S16.half(), None, 292, -1, False), TypeError,
+     ["scales", "input's dtype torch.bfloat16", "torch.float16"]),
+]
+
+
+@pytest.mark.parametrize("args,error,words", [c[1:] for c in BAD_QUANTIZE], ids=[c[0] for c in BAD_QUANTIZE])
+def test_npu_quantize_new_rules(args, error, words):
+    for call in (qg.npu_quantize, lambda *a: call_on_fakes(qg.npu_quantize, *a)):  # eager, and the fake kernel
+        with pytest.raises(error) as info:
+            call(*args)
+        assert all(w in str(info.value) for w in ["npu_quantize", *words]), str(info.value)
+
+
+def test_hifloat8_is_refused_until_implemented():
+    for div_mode in (True, False):
+        with pytest.raises(NotImplementedError, match=r"^npu_quantize: dtype hifloat8 \(290\) is not implemented"):
+            qg.npu_quantize(X, S16, None, 290, -1, div_mode)
+
+
+def test_the_rules_above_each_break_one_rule_of_a_valid_call():
+    qg.npu_quantize(X, torch.ones(1), torch.zeros(1, dtype=torch.int32), 24, 1, True)
+    qg.npu_quantize(X, S16, torch.zeros(16), torch.float8_e5m2, -1, True)
+    qg.npu_quantize(X.bfloat16(), S16.bfloat16(), I32.bfloat16(), 12, -1, True)
+    qg.npu_quantize(X.bfloat16(), S16, I32, 12, -1, True)
+    qg.npu_quantize(X, S16.half(), torch.zeros(16).half(), 291, -1, False)
+    qg.npu_quantize(X.half(), S16.half(), None, 1, -1, False)
+    qg.npu_quantize(torch.ones([1] * 8), torch.ones(1), None, 12, -1, False)
+
+
+@pytest.mark.parametrize("dst_dtype,seen", [(torch.quint8, "torch.quint8"), (13, "torch.quint8"),
+                                            (290, "290 (hifloat8)"), (torch.float8_e4m3fn, "float8_e4m3fn")])
+def test_npu_group_quant_refuses_what_group_quant_cannot_write(dst_dtype, seen):
+    # torch_npu's meta gives torch.quint8 a uint8 output; op-plugin and GroupQuant's REG_OP refuse it
+    with pytest.raises(ValueError) as info:
+        qg.npu_group_quant(X, torch.ones(2, 16), GI, dst_dtype=dst_dtype)
+    message = str(info.value)
+    assert message.startswith("npu_group_quant: dst_dtype must be None or one of") and seen in message, message

@@ -41,7 +41,10 @@ def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
 
 
 def _dst_dtype_error(seen) -> str:
-    return f"npu_group_quant: dst_dtype must be None or one of {DST_DTYPES}, got {seen}"
+    # torch_npu's meta also maps torch.quint8 to a uint8 output, but op-plugin's
+    # npu_group_quant_dst_type and GroupQuant's REG_OP (y: DT_INT8, DT_INT4) refuse it.
+    return (f"npu_group_quant: dst_dtype must be None or one of {DST_DTYPES} (GroupQuant writes int8 or int4 "
+            f"only), got {seen}")
 
 
 def check_args(x, scale, group_index, offset, dst_dtype) -> QuantDtype:
