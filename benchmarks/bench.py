@@ -99,6 +99,21 @@ def quantize(quick):
             tokens * hidden)
 
 
+def composite_quantize_float8(x, scale):
+    v = x.float() * (1.0 / scale.float())
+    return v.nan_to_num(0.0).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+
+
+@case
+def quantize_float8(quick):
+    """cann-recipes' per-tensor call: a 1-element scale, div_mode=True, float8_e4m3fn out."""
+    tokens, hidden = (1024, 1024) if quick else (8192, 7168)
+    x, scale = torch.randn(tokens, hidden, dtype=torch.bfloat16), torch.tensor([0.02])
+    return (f"npu_quantize div_mode=True float8_e4m3fn per tensor, bf16 [{tokens}, {hidden}]", x,
+            lambda: qg.npu_quantize(x, scale, None, torch.float8_e4m3fn, -1, True),
+            lambda: composite_quantize_float8(x, scale), composite_quantize_float8, (x, scale), tokens * hidden)
+
+
 def composite_group_quant(x, scale, group_index, offset):
     counts = torch.diff(group_index, prepend=group_index.new_zeros(1))
     row_scale = scale.repeat_interleave(counts, dim=0, output_size=x.shape[0])

@@ -82,3 +82,18 @@ def resolve_code(op: str, arg: str, value: int | torch.dtype | None) -> torch.dt
         known = ", ".join(f"{code} ({name})" for code, name in TORCH_NPU_CODES.items())
         raise ValueError(f"{op}: {arg} must be a torch.dtype or one of torch_npu's dtype codes {known}; got {value!r}")
     return TORCH_NPU_CODES[value]
+
+
+def torch_npu_code(op: str, arg: str, value: int | torch.dtype) -> int:
+    """A dtype argument as the int code that torch_npu's ``int dtype`` schemas take: a torch
+    dtype becomes torch's own ScalarType number (never torch_npu's 291/292 float8 aliases)."""
+    if isinstance(value, torch.dtype):
+        for code, named in TORCH_NPU_CODES.items():
+            if named is value:
+                return code
+        known = dict.fromkeys(str(d) for d in TORCH_NPU_CODES.values() if isinstance(d, torch.dtype))
+        raise ValueError(f"{op}: {arg} {value} has no torch_npu dtype code; known: {', '.join(known)}")
+    if value is None:
+        raise TypeError(f"{op}: {arg} is required: a torch.dtype or one of torch_npu's dtype codes; got None")
+    resolve_code(op, arg, value)
+    return value

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from . import _kernel_cache
+from . import _kernel_cache, _numerics
 from ._registry import OPS
 
 SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
@@ -222,7 +222,11 @@ def disabled():
 
 
 def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
-    """The C twin of ``_numerics.affine_quant`` (same arguments)."""
+    """The C twin of ``_numerics.affine_quant`` (same arguments); a format without a C writer
+    (float8) takes the portable twin."""
+    if qd.c_kind is None:
+        _numerics.affine_quant(x2d, scale, zero, per_row=per_row, period=period, ends=ends, qd=qd, out=out)
+        return
     rows, cols = x2d.shape
     AFFINE_QUANT(x=x2d, x_dtype=IN_DTYPE[x2d.dtype], rows=rows, cols=cols, scale=scale, zero=zero, per_row=per_row,
                  period=period, group_ends=ends, groups=0 if ends is None else ends.numel(), **format_args(qd),

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 import test_dynamic_quant_validation as dq_validation
+import test_parity_quantize as quantize_parity
 import test_validation_static_ops as static_validation
 import torch
 from reference import (
@@ -293,6 +294,8 @@ def _quantize_invalid():
                 (X4.reshape(2, 2, 16), torch.ones(1, 3, 1), None, torch.qint8, -2, False), {}, ValueError,
                 ("scales", "dim 1", "2 or 1", "got 3")),
     ]
+    # torch_npu 2.13/2.14's dtype codes, op-plugin's per-mode lists and CANN's aclnn checks
+    cases += [Invalid(name, args, {}, error, tuple(words)) for name, args, error, words in quantize_parity.BAD_QUANTIZE]
     return cases
 
 
@@ -348,8 +351,18 @@ GROUP_EAGER_ONLY = {"group_index decreasing", "group_index negative", "group_ind
 
 
 def _group_quant_invalid():
-    return [Invalid(name, args, kwargs, error, tuple(words), name in GROUP_EAGER_ONLY)
-            for name, args, kwargs, error, words in static_validation.GROUP_QUANT_CASES]
+    cases = [Invalid(name, args, kwargs, error, tuple(words), name in GROUP_EAGER_ONLY)
+             for name, args, kwargs, error, words in static_validation.GROUP_QUANT_CASES]
+    # GroupQuant writes int8/int4 only (torch_npu's meta would give quint8 a uint8 output)
+    gq = (quantize_parity.X, torch.ones(2, 16), quantize_parity.GI)
+    cases += [Invalid(f"dst_dtype {seen}", gq, {"dst_dtype": dst}, ValueError, ("dst_dtype must be None or one of",
+                                                                                  seen))
+              for dst, seen in [(torch.quint8, "torch.quint8"), (13, "torch.quint8")]]
+    # torch_npu's own code: the public function names it; the raw op's ScalarType argument
+    # turns 290 into torch.uint5 first, which the op's checks refuse as well
+    cases.append(Invalid("dst_dtype hifloat8 code", gq, {"dst_dtype": 290}, ValueError,
+                         ("dst_dtype must be None or one of",)))
+    return cases
 
 
 # --- npu_dequant_swiglu_quant --------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 
 from .. import _numerics, native
 from .._checks import check_devices
-from .._dtypes import INT4, QuantDtype, quant_dtype
+from .._dtypes import INT4, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends
 from .._registry import define
 
@@ -31,9 +31,20 @@ def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
         group_index: int32/int64 ``[G]`` cumulative row ends: non-decreasing, >= 0, last == S.
         offset: optional one-element tensor of scale's dtype, added before rounding.
         dst_dtype: None, torch.int8 or torch.qint8 (int8 out), or torch.quint4x2 (int32 out,
-            8 values per element; H divisible by 8).
+            8 values per element; H divisible by 8); or torch_npu's int code of one (1, 12, 16).
     """
-    return torch.ops.quant_graph.npu_group_quant(x, scale, group_index, offset=offset, dst_dtype=dst_dtype)
+    # Decoded here: torch's dispatcher would turn an int into some ScalarType unchecked (or crash).
+    dst = resolve_code("npu_group_quant", "dst_dtype", dst_dtype)
+    if isinstance(dst, str):
+        raise ValueError(_dst_dtype_error(f"{dst_dtype} ({dst})"))
+    return torch.ops.quant_graph.npu_group_quant(x, scale, group_index, offset=offset, dst_dtype=dst)
+
+
+def _dst_dtype_error(seen) -> str:
+    # torch_npu's meta also maps torch.quint8 to a uint8 output, but op-plugin's
+    # npu_group_quant_dst_type and GroupQuant's REG_OP (y: DT_INT8, DT_INT4) refuse it.
+    return (f"npu_group_quant: dst_dtype must be None or one of {DST_DTYPES} (GroupQuant writes int8 or int4 "
+            f"only), got {seen}")
 
 
 def check_args(x, scale, group_index, offset, dst_dtype) -> QuantDtype:
@@ -41,8 +52,7 @@ def check_args(x, scale, group_index, offset, dst_dtype) -> QuantDtype:
     torch._check_type(x.dtype in FLOAT_DTYPES, lambda: f"npu_group_quant: x must be float32, float16 or "
                                                        f"bfloat16, got {x.dtype}")
     torch._check_value(x.dim() == 2, lambda: f"npu_group_quant: x must be 2-D [S, H], got shape {tuple(x.shape)}")
-    torch._check_value(dst_dtype is None or dst_dtype in DST_DTYPES, lambda: (
-        f"npu_group_quant: dst_dtype must be None or one of {DST_DTYPES}, got {dst_dtype}"))
+    torch._check_value(dst_dtype is None or dst_dtype in DST_DTYPES, lambda: _dst_dtype_error(dst_dtype))
     qd = quant_dtype(dst_dtype)
     if qd is INT4:
         torch._check_value(x.shape[-1] % 8 == 0, lambda: (

@@ -19,22 +19,32 @@ from torch.fx.experimental.symbolic_shapes import sym_or
 
 from .. import _numerics, native
 from .._checks import check_devices, check_same_shape
-from .._dtypes import INT4, quant_dtype
+from .._dtypes import INT4, TORCH_NPU_CODES, QuantDtype, quant_dtype, resolve_code, torch_npu_code
 from .._registry import define
 
-DIV_DTYPES = (torch.qint8, torch.quint8, torch.qint32)
-MUL_DTYPES = (torch.qint8, torch.quint4x2)
+# The output formats each mode takes, as torch_npu's int dtype codes, where op-plugin
+# (QuantizeKernelNpuOpApi.cpp) sends them. div_mode=True: aclnnQuantize, whose QUANTIZE_SUPPORT_MAP
+# holds torch's own codes of the int8/uint8/int32 and float8 dtypes (and 290), not torch_npu's
+# float8 aliases 291/292. div_mode=False: aclnnAscendQuantV3, which writes int8 (1, 12), int4 packed
+# in int32 (16) and the float8 formats by either code; it refuses uint8, and it reads int32 (3, 14)
+# as packed int4 where torch_npu's meta returns unpacked int32, so those are refused here too.
+DIV_CODES = (0, 1, 3, 12, 13, 14, 23, 24)
+MUL_CODES = (1, 12, 16, 23, 24, 291, 292)
+HIFLOAT8_CODE = 290
 INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DIV_SCALE_DTYPES = (torch.float32, torch.bfloat16)
 DIV_ZERO_POINT_DTYPES = (torch.int8, torch.uint8, torch.int32, torch.bfloat16)
 
-OP = define("npu_quantize", "(Tensor input, Tensor scales, Tensor? zero_points, ScalarType dtype, int axis=1, "
+OP = define("npu_quantize", "(Tensor self, Tensor scales, Tensor? zero_points, int dtype, int axis=1, "
             "bool div_mode=True) -> Tensor", ge_types=("Quantize", "AscendQuantV2"), module=__name__)
 
 
 @OP.public_function
 def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
     """Quantize ``input`` with given scales and zero points (torch_npu.npu_quantize).
+
+    The first argument is ``input``, as in torch_npu's Python API (its schema says ``self``,
+    which torch's bindings expose as ``input``); positional calls are the common form.
 
     Args:
         input: float32/float16/bfloat16 tensor.
@@ -43,45 +53,73 @@ def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
             dim's size or 1, or of input's rank with every dim 1 but that one.
         zero_points: optional. div_mode=True: int8/uint8/int32/bfloat16, scales' shape.
             div_mode=False: scales' shape and dtype.
-        dtype: div_mode=True: torch.qint8, torch.quint8 or torch.qint32 (int8, uint8 or int32
-            out). div_mode=False: torch.qint8 (int8 out) or torch.quint4x2 (int32 out, 8
-            values per element, last dim divisible by 8).
+        dtype: a torch.dtype or torch_npu's int code of one. div_mode=True: torch.qint8,
+            torch.quint8 or torch.qint32 (int8, uint8 or int32 out). div_mode=False:
+            torch.qint8 (int8 out) or torch.quint4x2 (int32 out, 8 values per element, last
+            dim divisible by 8).
         axis: div_mode=True: the channel dim. div_mode=False: -2 makes the second-to-last dim
             element-wise, anything else in [-2, input.dim()) the last.
         div_mode: which of the two formulas.
     """
-    return torch.ops.quant_graph.npu_quantize(input, scales, zero_points, dtype, axis, div_mode)
+    code = torch_npu_code("npu_quantize", "dtype", dtype)
+    return torch.ops.quant_graph.npu_quantize(input, scales, zero_points, code, axis, div_mode)
 
 
-def _check_div_mode(input, scales, zero_points, dtype, axis):
-    torch._check_value(dtype in DIV_DTYPES, lambda: f"npu_quantize: with div_mode=True dtype must be one of "
-                                                    f"{DIV_DTYPES}, got {dtype}")
+def _named(code: int) -> str:
+    return f"{code} ({TORCH_NPU_CODES.get(code, 'no dtype')})"
+
+
+def output_format(dtype: int, div_mode: bool) -> QuantDtype:
+    """The format an int dtype code names, if ``div_mode``'s kernel writes it."""
+    if dtype == HIFLOAT8_CODE:
+        raise NotImplementedError("npu_quantize: dtype hifloat8 (290) is not implemented yet: quant_graph has no "
+                                  "float32 -> HiF8 conversion; use a float8 dtype (23/24) or int8")
+    allowed = DIV_CODES if div_mode else MUL_CODES
+    torch._check_value(dtype in allowed, lambda: (
+        f"npu_quantize: with div_mode={div_mode} dtype must be one of {', '.join(map(_named, allowed))}; "
+        f"got {_named(dtype)}"))
+    return quant_dtype(resolve_code("npu_quantize", "dtype", dtype))
+
+
+def _check_div_mode(input, scales, zero_points, qd, axis):
     torch._check_type(scales.dtype in DIV_SCALE_DTYPES, lambda: (
         f"npu_quantize: with div_mode=True scales must be float32 or bfloat16, got {scales.dtype}"))
-    torch._check_value(input.dim() >= 1 and -input.dim() <= axis < input.dim(), lambda: (
+    # aclnnQuantize ignores axis for 1-element parameters, but TorchAir's converter and
+    # op-plugin's older Quantize path refuse one out of range: so it is always checked.
+    torch._check_value(-input.dim() <= axis < input.dim(), lambda: (
         f"npu_quantize: axis must be in [{-input.dim()}, {input.dim()}) for a {input.dim()}-D input, got {axis}"))
     channels = input.shape[axis]
     torch._check_value(scales.dim() == 1, lambda: (
-        f"npu_quantize: with div_mode=True scales must be 1-D [input.shape[axis]], got shape {tuple(scales.shape)}"))
-    torch._check_value(scales.shape[0] == channels, lambda: (
-        f"npu_quantize: scales must have input.shape[axis]={channels} entries, got {scales.shape[0]}"))
+        f"npu_quantize: with div_mode=True scales must be 1-D [input.shape[axis]] or [1], "
+        f"got shape {tuple(scales.shape)}"))
+    torch._check_value(sym_or_one(scales.shape[0], channels), lambda: (
+        f"npu_quantize: scales must have input.shape[axis]={channels} entries or 1, got {scales.shape[0]}"))
     if zero_points is not None:
-        torch._check_type(zero_points.dtype in DIV_ZERO_POINT_DTYPES, lambda: (
-            f"npu_quantize: with div_mode=True zero_points must be one of {DIV_ZERO_POINT_DTYPES}, "
+        # float32 zero points: Ascend 950's aclnnQuantize only, the one chip with float8 outputs
+        allowed = DIV_ZERO_POINT_DTYPES + ((torch.float32,) if qd.is_float else ())
+        torch._check_type(zero_points.dtype in allowed, lambda: (
+            f"npu_quantize: with div_mode=True and dtype {qd.name} zero_points must be one of {allowed}, "
             f"got {zero_points.dtype}"))
         check_same_shape("npu_quantize", "zero_points", zero_points, "scales", scales)
+    params = (scales,) if zero_points is None else (scales, zero_points)
+    if any(t.dtype == torch.bfloat16 for t in params):
+        torch._check_type(all(t.dtype == torch.bfloat16 for t in (input, *params)), lambda: (
+            "npu_quantize: with div_mode=True bfloat16 scales or zero_points need input, scales and zero_points "
+            f"all bfloat16, got input {input.dtype}, scales {scales.dtype}, "
+            f"zero_points {None if zero_points is None else zero_points.dtype}"))
 
 
-def _check_mul_mode(input, scales, zero_points, dtype, axis):
-    torch._check_value(dtype in MUL_DTYPES, lambda: f"npu_quantize: with div_mode=False dtype must be one of "
-                                                    f"{MUL_DTYPES}, got {dtype}")
+def _check_mul_mode(input, scales, zero_points, qd, axis):
     torch._check_type(scales.dtype in INPUT_DTYPES, lambda: (
         f"npu_quantize: with div_mode=False scales must be float32, float16 or bfloat16, got {scales.dtype}"))
+    torch._check_type(input.dtype in (torch.float32, scales.dtype), lambda: (
+        f"npu_quantize: with div_mode=False scales must have input's dtype {input.dtype} (a float32 input "
+        f"takes any), got {scales.dtype}"))
     torch._check_value(-2 <= axis < input.dim(), lambda: (
         f"npu_quantize: with div_mode=False axis must be in [-2, input.dim()={input.dim()}), got {axis}"))
     torch._check_value(input.dim() >= (2 if axis == -2 else 1), lambda: (
         f"npu_quantize: axis=-2 needs an input of at least 2 dims, got {input.dim()}"))
-    if quant_dtype(dtype) is INT4:
+    if qd is INT4:
         torch._check_value(input.shape[-1] % 8 == 0, lambda: (
             f"npu_quantize: with dtype=torch.quint4x2 the last dim of input must be divisible by 8, "
             f"got {input.shape[-1]}"))
@@ -113,34 +151,34 @@ def sym_or_one(n, size):
     return sym_or(n == size, n == 1)
 
 
-def check_args(input, scales, zero_points, dtype, axis, div_mode):
+def check_args(input, scales, zero_points, dtype, axis, div_mode) -> QuantDtype:
     check_devices("npu_quantize", "input", input, scales=scales, zero_points=zero_points)
+    qd = output_format(dtype, div_mode)
     torch._check_type(input.dtype in INPUT_DTYPES, lambda: (
         f"npu_quantize: input must be float32, float16 or bfloat16, got {input.dtype}"))
-    if div_mode:
-        _check_div_mode(input, scales, zero_points, dtype, axis)
-    else:
-        _check_mul_mode(input, scales, zero_points, dtype, axis)
+    torch._check_value(1 <= input.dim() <= 8, lambda: f"npu_quantize: input must have 1 to 8 dims, got {input.dim()}")
+    (_check_div_mode if div_mode else _check_mul_mode)(input, scales, zero_points, qd, axis)
+    return qd
 
 
 @OP.fake
 def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
-    check_args(input, scales, zero_points, dtype, axis, div_mode)
-    qd = quant_dtype(dtype)
+    qd = check_args(input, scales, zero_points, dtype, axis, div_mode)
     return input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
 
 
 def _eager(affine_quant, input, scales, zero_points, dtype, axis, div_mode):
-    check_args(input, scales, zero_points, dtype, axis, div_mode)
-    qd = quant_dtype(dtype)
+    qd = check_args(input, scales, zero_points, dtype, axis, div_mode)
     y = input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
     x = input.contiguous()
-    zero = None if zero_points is None else zero_points.float().reshape(-1).contiguous()
+    zero = None if zero_points is None else zero_points.float().reshape(-1)
     if div_mode:
         # [outer, channels, inner]: channels are columns when inner is 1, else row blocks.
         axis = axis % input.dim()
         channels, inner = input.shape[axis], math.prod(input.shape[axis + 1:])
-        inverse = 1.0 / scales.float()  # float32 1/scale, as torch.quantize_per_channel
+        # float32 1/scale, as torch.quantize_per_channel; 1-element parameters serve every channel
+        inverse = (1.0 / scales.float()).expand(channels).contiguous()
+        zero = None if zero is None else zero.expand(channels).contiguous()
         per_row = inner != 1
         rows = math.prod(input.shape[:axis + 1]) if per_row else math.prod(input.shape[:axis])
         cols = inner if per_row else channels
