@@ -53,6 +53,9 @@ class Invalid:
     error: type
     words: tuple  # the message holds each (and the op's name)
     eager_only: bool = False  # a rule on tensor values: eager only
+    # a rule of the public function, on a value torch's dispatcher would refuse or convert
+    # before any kernel ran (None for a required int, a dtype without a code)
+    public_only: bool = False
 
 
 @dataclass
@@ -296,6 +299,14 @@ def _quantize_invalid():
     ]
     # torch_npu 2.13/2.14's dtype codes, op-plugin's per-mode lists and CANN's aclnn checks
     cases += [Invalid(name, args, {}, error, tuple(words)) for name, args, error, words in quantize_parity.BAD_QUANTIZE]
+    x, s = quantize_parity.X, quantize_parity.S16
+    cases += [
+        Invalid("dtype unknown code", (x, s, None, 1000, -1, True), {}, ValueError,
+                ("dtype", "one of", "got 1000")),
+        Invalid("dtype without a code", (x, s, None, torch.float64, -1, True), {}, ValueError,
+                ("dtype torch.float64 has no torch_npu dtype code",), public_only=True),
+        Invalid("dtype None", (x, s, None, None, -1, True), {}, TypeError, ("dtype is required",), public_only=True),
+    ]
     return cases
 
 
