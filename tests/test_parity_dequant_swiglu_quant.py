@@ -248,3 +248,75 @@ def test_mode_1_compiles_once_across_token_counts():
         return (x, kwargs), [(x, 0), (kwargs["activation_scale"], 0)]
 
     assert compile_once_across_tokens(fn, make_args) == 1
+
+
+XI = torch.randint(-5, 5, (6, 128), dtype=torch.int32)
+OK = {"weight_scale": torch.ones(128), "activation_scale": torch.ones(6), "quant_scale": torch.ones(1, 64)}
+SPLIT0 = {"weight_scale": torch.ones(128), "quant_scale": torch.ones(1), "activate_dim": 0}
+NAN, INF = float("nan"), float("inf")
+
+BAD_INPUT = [
+    ("x rank 9", XI.reshape(6, *[1] * 7, 128), {**OK, "activation_scale": torch.ones(6, *[1] * 7)}, ValueError,
+     ["x", "rank 2 to 8", "(6, 1, 1, 1, 1, 1, 1, 1, 128)"]),
+    ("dst_type float8 code", XI, {**OK, "dst_type": 291}, NotImplementedError,
+     ["dst_type", "291", "float8_e5m2", "Ascend950"]),
+    ("dst_type float8 dtype", XI, {**OK, "dst_type": torch.float8_e4m3fn}, NotImplementedError,
+     ["dst_type", "24", "float8_e4m3fn", "Ascend950"]),
+    ("dst_type hifloat8", XI, {**OK, "dst_type": 290}, NotImplementedError, ["dst_type", "290", "hifloat8"]),
+    ("dst_type fp4", XI, {**OK, "dst_type": 296}, NotImplementedError, ["dst_type", "296", "float4_e2m1fn_x2"]),
+    ("dst_type uint8", XI, {**OK, "dst_type": 0}, ValueError, ["dst_type", "int8", "0 (uint8)"]),
+    ("dst_type qint8", XI, {**OK, "dst_type": 12}, ValueError, ["dst_type", "int8", "12 (qint8)"]),
+    ("dst_type unknown code", XI, {**OK, "dst_type": 999}, ValueError, ["dst_type", "999"]),
+    ("round_mode round", XI, {**OK, "round_mode": 1}, ValueError, ["round_mode", "rint", "1 (round)"]),
+    ("round_mode trunc", XI, {**OK, "round_mode": 4}, ValueError, ["round_mode", "rint", "4 (trunc)"]),
+    ("round_mode out of range", XI, {**OK, "round_mode": 5}, ValueError, ["round_mode", "0-4", "got 5"]),
+    ("activate_dim past rank", XI, {**OK, "activate_dim": 2}, ValueError, ["activate_dim", "[-2, 1]", "got 2"]),
+    ("activate_dim below -rank", XI, {**OK, "activate_dim": -3}, ValueError, ["activate_dim", "[-2, 1]", "got -3"]),
+    ("swiglu_mode 3", XI, {**OK, "swiglu_mode": 3}, ValueError, ["swiglu_mode", "got 3"]),
+    ("swiglu_mode -1", XI, {**OK, "swiglu_mode": -1}, ValueError, ["swiglu_mode", "got -1"]),
+    ("clamp_limit zero", XI, {**OK, "clamp_limit": 0.0}, ValueError, ["clamp_limit", "> 0", "got 0.0"]),
+    ("clamp_limit negative", XI, {**OK, "clamp_limit": -1.0}, ValueError, ["clamp_limit", "> 0", "got -1.0"]),
+    ("clamp_limit inf", XI, {**OK, "clamp_limit": INF}, ValueError, ["clamp_limit", "finite", "got inf"]),
+    ("clamp_limit nan", XI, {**OK, "clamp_limit": NAN}, ValueError, ["clamp_limit", "finite", "got nan"]),
+    ("glu_alpha inf", XI, {**OK, "glu_alpha": -INF}, ValueError, ["glu_alpha", "finite", "got -inf"]),
+    ("glu_bias nan", XI, {**OK, "glu_bias": NAN}, ValueError, ["glu_bias", "finite", "got nan"]),
+    ("split dim odd", XI[:5], {**SPLIT0, "activation_scale": torch.ones(5)}, ValueError,
+     ["split dim 0", "even", "got 5"]),
+    ("split dim with group_index", XI, {**SPLIT0, "group_index": torch.tensor([6]), "quant_mode": 1}, ValueError,
+     ["activate_dim 0", "group_index"]),
+    ("split dim dynamic", XI, {**SPLIT0, "quant_mode": 1}, ValueError, ["activate_dim 0", "quant_mode=0", "got 1"]),
+    ("split dim width", torch.ones(2, 5122, dtype=torch.int32), {**SPLIT0, "weight_scale": torch.ones(5122)},
+     ValueError, ["activate_dim 0", "5120", "got 5122"]),
+    ("split dim quant_scale", XI, {**SPLIT0, "quant_scale": torch.ones(1, 64)}, ValueError,
+     ["quant_scale", "[1]", "(1, 64)"]),
+    ("split dim quant_offset", XI, {**SPLIT0, "quant_offset": torch.ones(2)}, ValueError,
+     ["quant_offset", "[1]", "(2,)"]),
+    ("activation_scale rank 3", XI.reshape(2, 3, 128), {**OK, "activation_scale": torch.ones(6)}, ValueError,
+     ["activation_scale", "(2, 3)", "T=6", "got (6,)"]),
+    ("activation_scale trailing 2", XI.reshape(2, 3, 128), {**OK, "activation_scale": torch.ones(2, 3, 2)},
+     ValueError, ["activation_scale", "trailing 1", "got (2, 3, 2)"]),
+    ("float x with activation_scale", XI.half(), {"activation_scale": torch.ones(6), "quant_scale": OK["quant_scale"]},
+     ValueError, ["activation_scale", "int32 x", "torch.float16"]),
+    ("float x with bias", XI.bfloat16(), {"bias": torch.ones(128), "quant_scale": OK["quant_scale"]}, ValueError,
+     ["bias", "int32 x", "torch.bfloat16"]),
+    ("bias width", XI, {**OK, "bias": torch.ones(64, dtype=torch.float16)}, ValueError, ["bias", "128", "got 64"]),
+]
+
+
+@pytest.mark.parametrize("where", ["eager", "fake"])
+@pytest.mark.parametrize("x,kwargs,error,words", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input(where, x, kwargs, error, words):
+    """No rule here reads tensor values, so the fake kernel raises the same error."""
+    call = qg.npu_dequant_swiglu_quant if where == "eager" else (
+        lambda *a, **k: call_on_fakes(qg.npu_dequant_swiglu_quant, *a, **k))
+    with pytest.raises(error) as info:
+        call(x, **kwargs)
+    for word in ["npu_dequant_swiglu_quant", *words]:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_bad_input_baselines_pass():
+    """Each case above breaks one rule of these calls."""
+    qg.npu_dequant_swiglu_quant(XI, **OK)
+    qg.npu_dequant_swiglu_quant(XI, **SPLIT0)
+    qg.npu_dequant_swiglu_quant(XI.reshape(2, 3, 128), **{**OK, "activation_scale": torch.ones(2, 3, 1)})
