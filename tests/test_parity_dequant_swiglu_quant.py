@@ -320,3 +320,15 @@ def test_bad_input_baselines_pass():
     qg.npu_dequant_swiglu_quant(XI, **OK)
     qg.npu_dequant_swiglu_quant(XI, **SPLIT0)
     qg.npu_dequant_swiglu_quant(XI.reshape(2, 3, 128), **{**OK, "activation_scale": torch.ones(2, 3, 1)})
+
+
+def test_one_group_takes_one_dimensional_tables(kernel_path):
+    # op-plugin's own tests pass weight_scale [2H] and quant_scale [H] with group_index=[T]
+    x, kwargs = make_case((12, 128), groups=1, counts=[10])
+    flat = {**kwargs, "weight_scale": kwargs["weight_scale"].reshape(128), "quant_scale": kwargs["quant_scale"][0]}
+    assert_identical(qg.npu_dequant_swiglu_quant(x, swiglu_mode=1, **flat),
+                     qg.npu_dequant_swiglu_quant(x, swiglu_mode=1, **kwargs))
+    two = {**flat, "group_index": torch.tensor([4, 6])}
+    with pytest.raises(ValueError, match=r"1-D weight_scale is one row shared by all rows; with group_index it must "
+                                         r"be \[2, 128\], got shape \(128,\)"):
+        qg.npu_dequant_swiglu_quant(x, **two)

@@ -80,13 +80,14 @@ def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bia
 
     Args:
         x: ``[..., 2H]`` (rank 2 to 8) int32 (dequantized first), float16 or bfloat16.
-        weight_scale: float32 ``[G, 2H]`` (``[2H]`` or ``[1, 2H]`` without group_index);
+        weight_scale: float32 ``[G, 2H]`` (``[2H]`` for one row shared by all rows, so with
+            group_index only for G = 1);
             required for int32 x, not taken by float x.
         activation_scale: float32 ``x.shape[:-1]`` or ``x.shape[:-1] + (1,)``, per-token
             dequant scale; optional, int32 x only.
         bias: ``[2H]`` or ``[1, 2H]``, int32 x only: int32 is added to x before dequant,
             float32/float16/bfloat16 to the dequantized value; not with group_index.
-        quant_scale: float32/float16/bfloat16 ``[G, H]`` (``[H]`` or ``[1, H]`` ungrouped):
+        quant_scale: float32/float16/bfloat16 ``[G, H]`` (``[H]`` as weight_scale's ``[2H]``):
             multiplied in (dynamic) or divided by (static; required there).
         quant_offset: like quant_scale; static mode without group_index only.
         group_index: int64 or int32 ``[G]`` rows per group (counts), summing to at most the
@@ -128,11 +129,16 @@ npu_dequant_swiglu_quant.__signature__ = inspect.signature(npu_dequant_swiglu_qu
     for p in inspect.signature(npu_dequant_swiglu_quant).parameters.values()])
 
 
-def _check_rows_of(name, t, width, groups, lead_optional):
-    """t is [groups, width], or [width] when lead_optional (ungrouped, one shared row)."""
-    if lead_optional and t.dim() == 1:
+def _check_rows_of(name, t, width, groups, grouped):
+    """t is [groups, width], or [width]: one row shared by all, so with group_index one group
+    (op-plugin's own tests pass a 1-D weight_scale with group_index=[T])."""
+    if t.dim() == 1:
         torch._check_value(t.shape[0] == width, lambda: f"{NAME}: {name} [{width}] must have {width} entries, "
                                                         f"got {t.shape[0]}")
+        if grouped:
+            torch._check_value(groups == 1, lambda: (
+                f"{NAME}: a 1-D {name} is one row shared by all rows; with group_index it must be [{groups}, "
+                f"{width}], got shape {tuple(t.shape)}"))
         return
     shape = f"[{'G' if groups is None else groups}, {width}]"
     torch._check_value(t.dim() == 2, lambda: f"{NAME}: {name} must be {shape}, got shape {tuple(t.shape)}")
@@ -240,7 +246,7 @@ def check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offse
     if weight_scale is not None:
         torch._check_type(weight_scale.dtype == torch.float32,
                           lambda: f"{op}: weight_scale must be float32, got {weight_scale.dtype}")
-        _check_rows_of("weight_scale", weight_scale, width, groups if grouped else 1, not grouped)
+        _check_rows_of("weight_scale", weight_scale, width, groups if grouped else 1, grouped)
     if activation_scale is not None:
         torch._check_type(activation_scale.dtype == torch.float32,
                           lambda: f"{op}: activation_scale must be float32, got {activation_scale.dtype}")
@@ -248,7 +254,7 @@ def check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offse
     if bias is not None:
         torch._check_type(bias.dtype in BIAS_DTYPES, lambda: (
             f"{op}: bias must be int32, float32, float16 or bfloat16, got {bias.dtype}"))
-        _check_rows_of("bias", bias, width, 1, True)
+        _check_rows_of("bias", bias, width, 1, False)
     if quant_mode == 0:
         torch._check_value(quant_scale is not None, lambda: f"{op}: quant_mode=0 (static) needs quant_scale")
     for name, t in (("quant_scale", quant_scale), ("quant_offset", quant_offset)):
@@ -256,7 +262,7 @@ def check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offse
             torch._check_type(t.dtype in FLOAT_DTYPES, lambda: (
                 f"{op}: {name} must be float32, float16 or bfloat16, got {t.dtype}"))
             if last:
-                _check_rows_of(name, t, hidden, groups if grouped else 1, not grouped)
+                _check_rows_of(name, t, hidden, groups if grouped else 1, grouped)
             else:
                 torch._check_value(t.dim() == 1 and t.shape[0] == 1, lambda: (
                     f"{op}: with activate_dim {activate_dim} (not the last dim) {name} must be [1], "
