@@ -156,6 +156,28 @@ def dequant_swiglu_quant(quick):
             tokens * hidden + 4 * tokens)
 
 
+def composite_dequant_swiglu_quant_gpt_oss(x, weight_scale, activation_scale, quant_scale):
+    xf = x.float() * weight_scale * activation_scale.unsqueeze(-1)
+    gate, linear = xf[:, 0::2].clamp(max=7.0), xf[:, 1::2].clamp(-7.0, 7.0)
+    out = gate * torch.sigmoid(1.702 * gate) * (linear + 1.0) * quant_scale
+    scale = out.abs().amax(-1, keepdim=True) / 127
+    return torch.round(out / scale).clamp(-128, 127).to(torch.int8), scale.squeeze(-1)
+
+
+@case
+def dequant_swiglu_quant_gpt_oss(quick):
+    tokens, hidden = (1024, 512) if quick else (8192, 4096)
+    x = torch.randint(-500, 500, (tokens, 2 * hidden), dtype=torch.int32)
+    weight_scale, activation_scale = torch.rand(2 * hidden) * 0.01, torch.rand(tokens) * 0.01
+    quant_scale = torch.rand(hidden) + 0.5
+    args = (x, weight_scale, activation_scale, quant_scale)
+    return (f"npu_dequant_swiglu_quant swiglu_mode=1 (GPT-OSS) dynamic, int32 [{tokens}, {2 * hidden}]", x,
+            lambda: qg.npu_dequant_swiglu_quant(x, weight_scale=weight_scale, activation_scale=activation_scale,
+                                                quant_scale=quant_scale, quant_mode=1, swiglu_mode=1),
+            lambda: composite_dequant_swiglu_quant_gpt_oss(*args), composite_dequant_swiglu_quant_gpt_oss, args,
+            tokens * hidden + 4 * tokens)
+
+
 def run(name, quick, repeats, with_compile):
     title, x, ours, composite, composite_fn, composite_args, out_bytes = CASES[name](quick)
     moved = nbytes(x) + out_bytes

@@ -112,9 +112,10 @@ AFFINE_QUANT = Kernel("qg_affine_quant", [
 DEQUANT_SWIGLU_QUANT = Kernel("qg_dequant_swiglu_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("h", "int64_t"),
     ("bias", "const int32_t *", _I32), ("weight_scale", "const float *", _F32), ("weight_stride", "int64_t"),
-    ("activation_scale", "const float *", _F32), ("quant_scale", "const float *", _F32),
-    ("quant_stride", "int64_t"), ("quant_offset", "const float *", _F32),
+    ("activation_scale", "const float *", _F32), ("float_bias", "const float *", _F32),
+    ("quant_scale", "const float *", _F32), ("quant_stride", "int64_t"), ("quant_offset", "const float *", _F32),
     ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), ("activate_left", "int32_t"),
+    ("swiglu_mode", "int32_t"), ("clamp_limit", "float"), ("glu_alpha", "float"), ("glu_bias", "float"),
     ("dynamic", "int32_t"), *_FORMAT, ("dst_max", "float"), ("dst_span", "float"),
     ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32), ("threads", "int32_t")])
 KERNELS = (DYNAMIC_QUANT, AFFINE_QUANT, DEQUANT_SWIGLU_QUANT)

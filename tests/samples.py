@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 import test_dynamic_quant_validation as dq_validation
+import test_parity_dequant_swiglu_quant as dsq_parity
 import test_parity_quantize as quantize_parity
 import test_validation_static_ops as static_validation
 import torch
@@ -306,6 +307,7 @@ def _quantize_invalid():
         Invalid("dtype without a code", (x, s, None, torch.float64, -1, True), {}, ValueError,
                 ("dtype torch.float64 has no torch_npu dtype code",), public_only=True),
         Invalid("dtype None", (x, s, None, None, -1, True), {}, TypeError, ("dtype is required",), public_only=True),
+        Invalid("dtype hifloat8", (x, s, None, 290, -1, True), {}, NotImplementedError, ("hifloat8 (290)",)),
     ]
     return cases
 
@@ -478,15 +480,20 @@ def _dsq_invalid():
              for name, x, kwargs, error, words in static_validation.DSQ_CASES]
     cases += [
         Invalid("activation_scale 3-D", (XI,), {**DSQ_OK, "activation_scale": torch.ones(6, 1, 1)}, ValueError,
-                ("activation_scale", "[T] or [T, 1]", "(6, 1, 1)")),
+                ("activation_scale", "(6, 1, 1)")),
         Invalid("activation_scale [T, 1, 2]", (XI,), {**DSQ_OK, "activation_scale": torch.ones(6, 1, 2)}, ValueError,
                 ("activation_scale", "(6, 1, 2)")),
         Invalid("x width 0", (torch.zeros(6, 0).bfloat16(),), {"quant_mode": 1}, ValueError,
-                ("x's last dim 2H", "> 0", "got 0")),
+                ("split dim", "> 0", "got 0")),
         Invalid("x width 0 int32", (torch.zeros(6, 0, dtype=torch.int32),),
                 {"weight_scale": torch.ones(0), "activation_scale": torch.ones(6), "quant_mode": 1}, ValueError,
-                ("x's last dim 2H", "> 0", "got 0")),
+                ("split dim", "> 0", "got 0")),
     ]
+    # torch_npu 2.13/2.14's arguments (swiglu_mode, activate_dim, dst_type ...) and op-plugin's checks
+    cases += [Invalid(name, (x,), kwargs, error, tuple(words))
+              for name, x, kwargs, error, words in dsq_parity.BAD_INPUT]
+    cases.append(Invalid("weight_scale 3-D", (XI,), {**DSQ_OK, "weight_scale": torch.ones(1, 1, 128)}, ValueError,
+                         ("weight_scale must be [1, 128]", "(1, 1, 128)")))
     return cases
 
 

@@ -27,7 +27,7 @@ CHECKS = {"_check_value", "_check_type", "_check"}
 NOT_OP_RULES = {
     "native.py": "invariants of the C ABI (argument structs, tensors handed to C): test_architecture.py",
 }
-ERRORS = {"ValueError", "TypeError"}
+ERRORS = {"ValueError", "TypeError", "NotImplementedError"}  # the last: a mode refused by name
 
 
 def _helper_names():

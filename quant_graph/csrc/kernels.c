@@ -269,10 +269,11 @@ static void smooth_row(float *restrict buf, const float *restrict smooth, int64_
 #define QG_DEQUANT_SWIGLU_QUANT_ARGS(X)                                                                 \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, h) X(const int32_t *, bias)    \
     X(const float *, weight_scale) X(int64_t, weight_stride) X(const float *, activation_scale)        \
-    X(const float *, quant_scale) X(int64_t, quant_stride) X(const float *, quant_offset)             \
-    X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, activate_left) X(int32_t, dynamic)   \
-    X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(float, dst_max) X(float, dst_span)    \
-    X(void *, y) X(float *, scale) X(int32_t, threads)
+    X(const float *, float_bias) X(const float *, quant_scale) X(int64_t, quant_stride)               \
+    X(const float *, quant_offset) X(const int64_t *, group_ends) X(int64_t, groups)                  \
+    X(int32_t, activate_left) X(int32_t, swiglu_mode) X(float, clamp_limit) X(float, glu_alpha)       \
+    X(float, glu_bias) X(int32_t, dynamic) X(int32_t, out_kind) X(double, out_lo) X(double, out_hi)   \
+    X(float, dst_max) X(float, dst_span) X(void *, y) X(float *, scale) X(int32_t, threads)
 
 #define QG_DECLARE(type, name) type name;
 typedef struct { QG_DYNAMIC_QUANT_ARGS(QG_DECLARE) } qg_dynamic_quant_args;
@@ -407,20 +408,33 @@ void qg_affine_quant(const qg_affine_quant_args *a) {
 
 static inline float silu(float v) { return v / (1.0f + expf(-v)); }
 
+/* swiglu_mode 1 and 2 (GPT-OSS): gate capped above, linear clamped both ways; NaN passes
+ * through both comparisons, as through torch.clamp. */
+static inline float clamped_glu(float gate, float linear, float limit, float alpha, float bias) {
+    gate = gate > limit ? limit : gate;
+    linear = linear < -limit ? -limit : linear;
+    linear = linear > limit ? limit : linear;
+    return gate / (1.0f + expf(gate * -alpha)) * (linear + bias);
+}
+
 /*
- * DequantSwigluQuant. x: [rows, 2h] int32 (dequantized) or bfloat16. Parameter tables are
- * float32 with a row per group; a stride of 0 shares row 0 across groups. Rows at or past
- * group_ends[groups - 1] get y = 0 and scale = 0. dynamic: symmetric int8 per row after
- * out *= quant_scale; static: y = round(out / quant_scale + quant_offset), scale = 0.
+ * DequantSwigluQuant. x: [rows, 2h] int32 (dequantized), float16 or bfloat16. Parameter
+ * tables are float32 with a row per group; a stride of 0 shares row 0 across groups.
+ * Dequant: (x + bias) * weight_scale (* activation_scale) (+ float_bias). swiglu_mode 0/2
+ * take halves (activate_left: the gate is the left one), 1 interleaved pairs (gate even).
+ * Rows at or past group_ends[groups - 1] get y = 0 and scale = 0. dynamic: symmetric int8
+ * per row after out *= quant_scale; static: y = round(out / quant_scale + quant_offset), scale = 0.
  */
 void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
     const void *x = a->x;
-    const int x_dtype = a->x_dtype, activate_left = a->activate_left, dynamic = a->dynamic, threads = a->threads;
+    const int x_dtype = a->x_dtype, activate_left = a->activate_left, swiglu_mode = a->swiglu_mode,
+              dynamic = a->dynamic, threads = a->threads;
     const int64_t rows = a->rows, h = a->h, weight_stride = a->weight_stride, quant_stride = a->quant_stride,
                   groups = a->groups;
     const int32_t *bias = a->bias;
     const float *weight_scale = a->weight_scale, *activation_scale = a->activation_scale,
-                *quant_scale = a->quant_scale, *quant_offset = a->quant_offset;
+                *float_bias = a->float_bias, *quant_scale = a->quant_scale, *quant_offset = a->quant_offset;
+    const float limit = a->clamp_limit, alpha = a->glu_alpha, glu_bias = a->glu_bias;
     const int64_t *group_ends = a->group_ends;
     const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
     const float dst_max = a->dst_max, dst_span = a->dst_span;
@@ -452,11 +466,27 @@ void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
                 load_row(buf, x_row, x_dtype, cols);
             }
             if (weight_scale) {
-                const float *ws = weight_scale + g * weight_stride, as = activation_scale[r];
-                for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * ws[i] * as;
+                const float *ws = weight_scale + g * weight_stride;
+                if (activation_scale) {
+                    const float as = activation_scale[r];
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * ws[i] * as;
+                } else {
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * ws[i];
+                }
             }
-            const float *gate = activate_left ? buf : buf + h, *up = activate_left ? buf + h : buf;
-            for (int64_t i = 0; i < h; i++) buf[i] = silu(gate[i]) * up[i];
+            if (float_bias)
+                for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] + float_bias[i];
+            /* in place: iteration i writes buf[i], which no later iteration reads (they read j, h + j, 2j, 2j + 1, j > i) */
+            if (swiglu_mode == 1) {
+                for (int64_t i = 0; i < h; i++)
+                    buf[i] = clamped_glu(buf[2 * i], buf[2 * i + 1], limit, alpha, glu_bias);
+            } else {
+                const float *gate = activate_left ? buf : buf + h, *up = activate_left ? buf + h : buf;
+                if (swiglu_mode == 0)
+                    for (int64_t i = 0; i < h; i++) buf[i] = silu(gate[i]) * up[i];
+                else
+                    for (int64_t i = 0; i < h; i++) buf[i] = clamped_glu(gate[i], up[i], limit, alpha, glu_bias);
+            }
             const float *qs = quant_scale ? quant_scale + g * quant_stride : NULL;
             if (dynamic) {
                 if (qs)
