@@ -19,7 +19,7 @@ from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
 from .._checks import check_devices
-from .._dtypes import INT4, QuantDtype, quant_dtype
+from .._dtypes import INT4, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
@@ -29,9 +29,11 @@ SYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.fl
 QUANT_MODES = ("pertoken", "pertensor")
 MAX_EXPERTS = 1024
 
+# torch_npu 2.13/2.14's registered schema, verbatim: dst_type is a dtype code (a torch.dtype
+# passed by the caller arrives as its ScalarType number).
 _ARGS = (
-    "(Tensor x, *, Tensor? smooth_scales=None, Tensor? group_index=None, ScalarType? dst_type=None, "
-    'str quant_mode="pertoken")'
+    "(Tensor input, *, Tensor? smooth_scales=None, Tensor? group_index=None, int? dst_type=None, "
+    'str quant_mode="pertoken", float dst_type_max=0.0)'
 )
 ASYMMETRIC = define("npu_dynamic_quant_asymmetric", f"{_ARGS} -> (Tensor, Tensor, Tensor)",
                     ge_types=("DynamicQuantV2",), module=__name__)
@@ -39,30 +41,55 @@ SYMMETRIC = define("npu_dynamic_quant", f"{_ARGS} -> (Tensor, Tensor)", ge_types
                    module=__name__)
 
 
+def _the_input(op: str, input, x) -> torch.Tensor:
+    """torch_npu names the tensor ``input``; its older documents call it ``x``: take either,
+    exactly one."""
+    if (input is None) == (x is None):
+        raise TypeError(f"{op}: pass the tensor to quantize exactly once, as the first positional argument, "
+                        f"input= or x=; got {'both' if input is not None else 'neither'}")
+    return x if input is None else input
+
+
+def _dtype_code(op: str, dst_type):
+    """dst_type as the op takes it: None, a torch.dtype (the dispatcher passes its code on) or an int code."""
+    if dst_type is not None and (isinstance(dst_type, bool) or not isinstance(dst_type, (int, torch.dtype))):
+        raise TypeError(f"{op}: dst_type must be None, a torch.dtype or an int dtype code, got {dst_type!r}")
+    return dst_type
+
+
 @ASYMMETRIC.public_function
-def npu_dynamic_quant_asymmetric(x, *, smooth_scales=None, group_index=None, dst_type=None,
-                                 quant_mode="pertoken"):
+def npu_dynamic_quant_asymmetric(input=None, *, x=None, smooth_scales=None, group_index=None, dst_type=None,
+                                 quant_mode="pertoken", dst_type_max=None):
     """Dynamic asymmetric quantization (torch_npu.npu_dynamic_quant_asymmetric).
 
     Args:
-        x: float16/bfloat16 tensor of rank >= 2; each slice along the last dim is a token.
-        smooth_scales: optional smooth-quant factors, same dtype as x: ``[H]``, or ``[E, H]``
+        input: float16/bfloat16 tensor of rank >= 2; each slice along the last dim is a token.
+            Also accepted as ``x=`` (the name in torch_npu's older documents).
+        smooth_scales: optional smooth-quant factors, same dtype as input: ``[H]``, or ``[E, H]``
             (one row per expert) together with ``group_index``.
         group_index: optional int32 ``[E]`` cumulative row ends over the flattened rows
             (MoE): rows ``[group_index[i-1], group_index[i])`` use ``smooth_scales[i]``.
-        dst_type: None or torch.int8, or torch.quint4x2 (int4 packed 8 per int32).
+        dst_type: None or torch.int8, or torch.quint4x2 (int4 packed 8 per int32); a
+            torch.dtype or torch_npu's int code for it.
         quant_mode: "pertoken" (scale per row) or "pertensor" (one scale, shape ``(1,)``).
+        dst_type_max: 0.0 (torch_npu's default); None means the same. The default is None
+            because torch.compile traces a float default as a symbolic input and then
+            restarts its analysis, compiling the frame twice.
 
     Returns:
-        ``(y, scale, offset)``: y int8 shaped like x (int32 ``[..., H // 8]`` for int4);
-        scale and offset float32 of shape ``x.shape[:-1]`` (``(1,)`` per tensor).
+        ``(y, scale, offset)``: y int8 shaped like input (int32 ``[..., H // 8]`` for int4);
+        scale and offset float32 of shape ``input.shape[:-1]`` (``(1,)`` per tensor).
     """
+    op = "npu_dynamic_quant_asymmetric"
     return torch.ops.quant_graph.npu_dynamic_quant_asymmetric(
-        x, smooth_scales=smooth_scales, group_index=group_index, dst_type=dst_type, quant_mode=quant_mode)
+        _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
+        dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
+        dst_type_max=0.0 if dst_type_max is None else dst_type_max)
 
 
 @SYMMETRIC.public_function
-def npu_dynamic_quant(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
+def npu_dynamic_quant(input=None, *, x=None, smooth_scales=None, group_index=None, dst_type=None,
+                      quant_mode="pertoken", dst_type_max=None):
     """Dynamic symmetric quantization (torch_npu.npu_dynamic_quant).
 
     Arguments as ``npu_dynamic_quant_asymmetric``; dst_type may also be torch.float8_e4m3fn
@@ -71,21 +98,28 @@ def npu_dynamic_quant(x, *, smooth_scales=None, group_index=None, dst_type=None,
     Returns:
         ``(y, scale)``.
     """
+    op = "npu_dynamic_quant"
     return torch.ops.quant_graph.npu_dynamic_quant(
-        x, smooth_scales=smooth_scales, group_index=group_index, dst_type=dst_type, quant_mode=quant_mode)
+        _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
+        dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
+        dst_type_max=0.0 if dst_type_max is None else dst_type_max)
 
 
-def check_args(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric: bool) -> QuantDtype:
-    """Shape, dtype and keyword rules of both seeds; returns the output format."""
+def check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric: bool) -> QuantDtype:
+    """Shape, dtype and keyword rules of both seeds and of torch_npu's schema; returns the
+    output format. ``dst_type`` is the int code (or None) the schema takes."""
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
     allowed = SYMMETRIC_DST_TYPES if symmetric else ASYMMETRIC_DST_TYPES
-    check_devices(op, "x", x, smooth_scales=smooth_scales, group_index=group_index)
+    check_devices(op, "input", x, smooth_scales=smooth_scales, group_index=group_index)
     torch._check_type(x.dtype in (torch.float16, torch.bfloat16),
-                      lambda: f"{op}: x must be float16 or bfloat16, got {x.dtype}")
-    torch._check_value(x.dim() >= 2, lambda: f"{op}: x must have at least 2 dims, got {x.dim()}")
-    torch._check_value(dst_type is None or dst_type in allowed,
-                       lambda: f"{op}: dst_type must be None or one of {allowed}, got {dst_type}")
-    qd = quant_dtype(dst_type)
+                      lambda: f"{op}: input (x) must be float16 or bfloat16, got {x.dtype}")
+    torch._check_value(x.dim() >= 2, lambda: f"{op}: input (x) must have at least 2 dims, got {x.dim()}")
+    dst = resolve_code(op, "dst_type", dst_type)
+    torch._check_value(dst is None or dst in allowed,
+                       lambda: f"{op}: dst_type must be None or one of {allowed}, got {dst} (code {dst_type})")
+    torch._check_value(dst_type_max == 0.0,
+                       lambda: f"{op}: dst_type_max must be 0.0 for dst_type {dst}, got {dst_type_max}")
+    qd = quant_dtype(dst)
     torch._check_value(quant_mode in QUANT_MODES,
                        lambda: f"{op}: quant_mode must be one of {QUANT_MODES}, got {quant_mode!r}")
     hidden = x.shape[-1]
@@ -131,20 +165,20 @@ def _empty_outputs(x, qd, quant_mode):
     return y, scale
 
 
-def _fake(x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
-    qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
+def _fake(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric):
+    qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=symmetric)
     return _empty_outputs(x, qd, quant_mode)
 
 
 @ASYMMETRIC.fake
-def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    y, scale = _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
+    y, scale = _fake(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=False)
     return y, scale, torch.empty_like(scale)
 
 
 @SYMMETRIC.fake
-def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _fake(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
+def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
+    return _fake(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=True)
 
 
 def _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
@@ -194,9 +228,9 @@ def _native(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
         **native.format_args(qd), dst_max=qd.hi, dst_span=qd.span, y=y2d, scale=scale, offset=offset)
 
 
-def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, *, symmetric):
+def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric):
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
-    qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, symmetric=symmetric)
+    qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=symmetric)
     cols = x.shape[-1]
     rows = math.prod(x.shape[:-1])
     if group_index is not None:
@@ -211,20 +245,20 @@ def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, *, symm
 
 
 @ASYMMETRIC.portable
-def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _eager(_portable, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
+    return _eager(_portable, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=False)
 
 
 @SYMMETRIC.portable
-def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _eager(_portable, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
+def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
+    return _eager(_portable, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=True)
 
 
 @ASYMMETRIC.cpu
-def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _eager(_native, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=False)
+def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
+    return _eager(_native, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=False)
 
 
 @SYMMETRIC.cpu
-def _(x, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken"):
-    return _eager(_native, x, smooth_scales, group_index, dst_type, quant_mode, symmetric=True)
+def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
+    return _eager(_native, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=True)
