@@ -16,7 +16,7 @@ CASES = [
     ("x dtype", (X.float(),), {}, TypeError, ["x", "float16"]),
     ("x rank", (X[0],), {}, ValueError, ["x", "2 dims"]),
     ("dst_type", (X,), {"dst_type": torch.uint8}, ValueError, ["dst_type"]),
-    ("quant_mode", (X,), {"quant_mode": "perchannel"}, ValueError, ["quant_mode"]),
+    ("quant_mode", (X,), {"quant_mode": "pergroup"}, ValueError, ["quant_mode"]),
     ("int4 last dim", (torch.randn(2, 12).half(),), {"dst_type": torch.quint4x2}, ValueError,
      ["last dim", "8"]),
     ("smooth dtype", (X,), {"smooth_scales": torch.ones(16, dtype=torch.bfloat16)}, TypeError,

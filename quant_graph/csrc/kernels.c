@@ -259,8 +259,9 @@ static void smooth_row(float *restrict buf, const float *restrict smooth, int64_
 #define QG_DYNAMIC_QUANT_ARGS(X)                                                                        \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, smooth) \
     X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, symmetric) X(int32_t, per_tensor)    \
-    X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(float, dst_max) X(float, dst_span)    \
-    X(void *, y) X(float *, scale) X(float *, offset) X(int32_t, threads)
+    X(int32_t, per_channel) X(int64_t, channel_rows) X(int32_t, out_kind) X(double, out_lo)          \
+    X(double, out_hi) X(float, dst_max) X(float, dst_span) X(void *, y) X(float *, scale)            \
+    X(float *, offset) X(int32_t, threads)
 #define QG_AFFINE_QUANT_ARGS(X)                                                                         \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, scale)  \
     X(const float *, zero) X(int32_t, per_row) X(int64_t, period) X(const int64_t *, group_ends)      \
@@ -299,12 +300,129 @@ int qg_abi_layout(char *buf, int size) {
     return n < size ? n : -1;
 }
 
+/* Running per-column statistics of one [M, H] slice: max, min and NaN seen, as stats_of
+ * keeps them for a row. The selects compile to maxps/minps, which ignore NaN like them. */
+typedef struct {
+    float *max, *min;
+    int32_t *nan;
+} column_stats;
+
+static column_stats column_stats_alloc(int64_t cols) {
+    const size_t n = (size_t)(cols > 0 ? cols : 1);
+    column_stats c = {(float *)malloc(n * sizeof(float)), (float *)malloc(n * sizeof(float)),
+                      (int32_t *)malloc(n * sizeof(int32_t))};
+    return c;
+}
+
+static void column_stats_free(column_stats *c) {
+    free(c->max);
+    free(c->min);
+    free(c->nan);
+}
+
+static void column_stats_reset(column_stats c, int64_t cols) {
+    for (int64_t i = 0; i < cols; i++) {
+        c.max[i] = -INFINITY;
+        c.min[i] = INFINITY;
+        c.nan[i] = 0;
+    }
+}
+
+static void column_stats_add_row(column_stats c, const float *restrict v, int64_t cols) {
+    float *restrict mx = c.max, *restrict mn = c.min;
+    int32_t *restrict nan = c.nan;
+    for (int64_t i = 0; i < cols; i++) {
+        nan[i] |= v[i] != v[i];
+        mx[i] = v[i] > mx[i] ? v[i] : mx[i];
+        mn[i] = v[i] < mn[i] ? v[i] : mn[i];
+    }
+}
+
+static void column_stats_merge(column_stats into, column_stats c, int64_t cols) {
+    for (int64_t i = 0; i < cols; i++) {
+        into.nan[i] |= c.nan[i];
+        into.max[i] = c.max[i] > into.max[i] ? c.max[i] : into.max[i];
+        into.min[i] = c.min[i] < into.min[i] ? c.min[i] : into.min[i];
+    }
+}
+
+static row_stats column_stat(column_stats c, int64_t i) {
+    row_stats s = {c.max[i], c.min[i], 0.0f, c.nan[i]};
+    s.absmax = fabsf(s.max) > fabsf(s.min) ? fabsf(s.max) : fabsf(s.min);
+    if (s.nan) s.max = s.min = s.absmax = NAN;
+    return s;
+}
+
+/*
+ * quant_mode "perchannel": rows come in batches of channel_rows (M, >= 1) rows; scale and
+ * offset are [batches, cols], from each column's statistics over its batch; smooth is
+ * NULL or float32 [M], one factor per row of a batch. Two passes over each batch: the
+ * statistics (each thread over its share of rows, then merged), then y.
+ */
+static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
+    const int x_dtype = a->x_dtype, symmetric = a->symmetric;
+    const int64_t rows = a->rows, cols = a->cols, m = a->channel_rows, batches = rows / m;
+    const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
+    const char *xb = (const char *)a->x;
+    char *yb = (char *)a->y;
+    const int64_t x_stride = cols * in_elem_bytes(x_dtype), y_stride = out_row_bytes(fmt.kind, cols);
+    column_stats total = column_stats_alloc(cols);
+#pragma omp parallel num_threads(a->threads)
+    {
+        float *buf = row_buffer(cols);
+        column_stats local = column_stats_alloc(cols);
+        int64_t r0, r1;
+        this_threads_rows(m, &r0, &r1);
+        for (int64_t b = 0; b < batches; b++) {
+            const char *xbatch = xb + b * m * x_stride;
+            float *scale = a->scale + b * cols, *offset = a->offset ? a->offset + b * cols : NULL;
+#pragma omp single
+            column_stats_reset(total, cols);
+            column_stats_reset(local, cols);
+            for (int64_t r = r0; r < r1; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, cols);
+                if (a->smooth)
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * a->smooth[r];
+                column_stats_add_row(local, buf, cols);
+            }
+#pragma omp critical
+            column_stats_merge(total, local, cols);
+#pragma omp barrier
+#pragma omp for
+            for (int64_t i = 0; i < cols; i++) {
+                float unused_offset;
+                dynamic_params(column_stat(total, i), symmetric, a->dst_max, a->dst_span, &scale[i],
+                               offset ? &offset[i] : &unused_offset);
+            }
+            for (int64_t r = r0; r < r1; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, cols);
+                if (a->smooth)
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * a->smooth[r];
+                /* the per-row steps of dynamic_quant_row, with a divisor and offset per column;
+                 * v / 1 + 0 in store_row then changes no value */
+                for (int64_t i = 0; i < cols; i++)
+                    buf[i] = scale[i] == 0.0f ? 0.0f : (offset ? buf[i] / scale[i] + offset[i] : buf[i] / scale[i]);
+                store_row(yb + (b * m + r) * y_stride, fmt, buf, cols, 1.0f, 0.0f);
+            }
+#pragma omp barrier
+        }
+        column_stats_free(&local);
+        free(buf);
+    }
+    column_stats_free(&total);
+}
+
 /*
  * DynamicQuantV2. x: [rows, cols] contiguous; smooth: NULL or float32
  * [groups, cols]; group_ends: NULL (smooth row 0 for every row) or int64
- * cumulative row ends. per_tensor: one scale for the whole tensor.
+ * cumulative row ends. per_tensor: one scale for the whole tensor; per_channel: see
+ * dynamic_quant_per_channel.
  */
 void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
+    if (a->per_channel) {
+        dynamic_quant_per_channel(a);
+        return;
+    }
     const void *x = a->x;
     const int x_dtype = a->x_dtype, symmetric = a->symmetric, per_tensor = a->per_tensor, threads = a->threads;
     const int64_t rows = a->rows, cols = a->cols, groups = a->groups;

@@ -13,6 +13,7 @@ asymmetric ``scale = (max - min) / (DST_MAX - DST_MIN)``, ``offset = DST_MAX - m
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch.fx.experimental.symbolic_shapes import sym_and
@@ -26,7 +27,7 @@ from .._registry import define
 
 ASYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2)
 SYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.float8_e5m2)
-QUANT_MODES = ("pertoken", "pertensor")
+QUANT_MODES = ("pertoken", "pertensor", "perchannel")
 MAX_EXPERTS = 1024
 
 # torch_npu 2.13/2.14's registered schema, verbatim: dst_type is a dtype code (a torch.dtype
@@ -129,6 +130,17 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max
     if smooth_scales is not None:
         torch._check_type(smooth_scales.dtype == x.dtype, lambda: (
             f"{op}: smooth_scales must have x's dtype {x.dtype}, got {smooth_scales.dtype}"))
+    if quant_mode == "perchannel":
+        # aclnnDynamicQuantV4: per channel, smooth_scales scales the token dim (one factor per
+        # row of each [M, H] slice), and there is no MoE form.
+        torch._check_value(group_index is None, lambda: (
+            f"{op}: group_index supports only quant_mode='pertoken', got quant_mode='perchannel'"))
+        if smooth_scales is not None:
+            tokens = x.shape[-2]
+            torch._check_value(smooth_scales.dim() == 1 and smooth_scales.shape[0] == tokens, lambda: (
+                f"{op}: with quant_mode='perchannel', smooth_scales must be 1-D [M] with M={tokens}, x's "
+                f"second-to-last dim, got shape {tuple(smooth_scales.shape)}"))
+        return qd
     if group_index is None:
         if smooth_scales is not None:
             torch._check_value(smooth_scales.dim() == 1, lambda: (
@@ -158,10 +170,20 @@ def check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max
     return qd
 
 
+def _stats_shape(shape, quant_mode):
+    """Shape of scale and offset: one per row, one per tensor, or one per column of each
+    ``[M, H]`` slice (perchannel: ``shape[:-2] + (H,)``, as torch_npu's meta function)."""
+    if quant_mode == "pertensor":
+        return (1,)
+    if quant_mode == "perchannel":
+        return (*shape[:-2], shape[-1])
+    return tuple(shape[:-1])
+
+
 def _empty_outputs(x, qd, quant_mode):
     """y and scale as both the fake and the eager kernels allocate them."""
     y = x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
-    scale = x.new_empty((1,) if quant_mode == "pertensor" else x.shape[:-1], dtype=torch.float32)
+    scale = x.new_empty(_stats_shape(x.shape, quant_mode), dtype=torch.float32)
     return y, scale
 
 
@@ -181,9 +203,37 @@ def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode=
     return _fake(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=True)
 
 
-def _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
+@dataclass
+class _Job:
+    """One eager call, as both compute steps take it. ``x2d``: ``[rows, cols]`` contiguous;
+    ``smooth``: float32 ``[groups, cols]`` (per token / per tensor) or ``[tokens]``
+    (perchannel); ``ends``: int64 cumulative row ends or None; perchannel works on
+    ``batches`` slices of ``tokens`` rows each."""
+
+    x2d: torch.Tensor
+    smooth: torch.Tensor | None
+    ends: torch.Tensor | None
+    qd: QuantDtype  # the format y is written in
+    symmetric: bool
+    mode: str
+    batches: int
+    tokens: int
+    y2d: torch.Tensor
+    scale: torch.Tensor
+    offset: torch.Tensor | None
+
+    def params(self, row_max, row_min):
+        return dynamic_params(row_max, row_min, symmetric=self.symmetric, qd=self.qd)
+
+
+def _portable(job: _Job) -> None:
     """Any device: chunks of rows, float32 temporaries of one chunk at a time."""
+    if job.mode == "perchannel":
+        _portable_per_channel(job)
+        return
+    x2d, smooth, ends = job.x2d, job.smooth, job.ends
     rows, cols = x2d.shape
+    per_tensor = job.mode == "pertensor"
     if ends is not None:
         row_group = row_groups(ends, rows)
 
@@ -193,14 +243,14 @@ def _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
             xf = xf * (smooth[row_group[chunk]] if ends is not None else smooth[0])
         return xf
 
-    scale, offset = scale.view(-1), None if offset is None else offset.view(-1)
+    scale, offset = job.scale.view(-1), None if job.offset is None else job.offset.view(-1)
     if per_tensor:
         # an empty tensor counts as all zeros (scale 0), as in the C kernel
         zero = x2d.new_zeros((), dtype=torch.float32)
         stats = [torch.aminmax(widened(chunk)) for chunk in row_chunks(rows, cols)] if cols else []
         mins, maxs = zip(*stats, strict=True) if stats else ((zero,), (zero,))
         tensor_min, tensor_max = torch.stack(mins).amin().reshape(1), torch.stack(maxs).amax().reshape(1)
-        scale_t, offset_t = dynamic_params(tensor_max, tensor_min, symmetric=symmetric, qd=qd)
+        scale_t, offset_t = job.params(tensor_max, tensor_min)
         scale.copy_(scale_t)
         if offset is not None:
             offset.copy_(offset_t)
@@ -210,22 +260,53 @@ def _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
         if per_tensor:
             s, o = scale_t, offset_t
         else:
-            s, o = dynamic_params(*row_max_min(xf), symmetric=symmetric, qd=qd)
+            s, o = job.params(*row_max_min(xf))
             scale[chunk] = s
             if offset is not None:
                 offset[chunk] = o
-        y2d[chunk] = quantized(dynamically_scaled(xf, s, None if symmetric else o), qd)
+        job.y2d[chunk] = quantized(dynamically_scaled(xf, s, None if job.symmetric else o), job.qd)
 
 
-def _native(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset):
-    if qd.c_kind is None:  # no C writer for this format (float8)
-        _portable(x2d, smooth, ends, qd, symmetric, per_tensor, y2d, scale, offset)
+def _portable_per_channel(job: _Job) -> None:
+    """Statistics of each column over the ``tokens`` rows of a slice (a pass over the slice
+    in row chunks), then the slice quantized with them (a second pass)."""
+    cols, tokens = job.x2d.shape[1], job.tokens
+    scale = job.scale.view(job.batches, cols)
+    offset = None if job.offset is None else job.offset.view(job.batches, cols)
+    for b in range(job.batches):
+        def widened(chunk):
+            xf = job.x2d[b * tokens + chunk.start:b * tokens + chunk.stop].float()
+            return xf if job.smooth is None else xf * job.smooth[chunk].unsqueeze(-1)
+
+        # a slice of no tokens counts as zeros, as an empty row does
+        col_max = col_min = job.x2d.new_zeros(cols, dtype=torch.float32)
+        for i, chunk in enumerate(row_chunks(tokens, cols)):
+            chunk_min, chunk_max = torch.aminmax(widened(chunk), dim=0)
+            col_max, col_min = ((chunk_max, chunk_min) if i == 0 else
+                                (torch.maximum(col_max, chunk_max), torch.minimum(col_min, chunk_min)))
+        s, o = job.params(col_max, col_min)
+        scale[b] = s
+        if offset is not None:
+            offset[b] = o
+        for chunk in row_chunks(tokens, cols):
+            # per column is per row of the transpose: the same float32 steps as per token
+            v = dynamically_scaled(widened(chunk).T, s, None if job.symmetric else o).T
+            job.y2d[b * tokens + chunk.start:b * tokens + chunk.stop] = quantized(v, job.qd)
+
+
+def _native(job: _Job) -> None:
+    if job.qd.c_kind is None or (job.mode == "perchannel" and job.tokens == 0):
+        # no C writer for this format (float8); a perchannel slice of no rows has only
+        # its statistics to write
+        _portable(job)
         return
-    rows, cols = x2d.shape
+    rows, cols = job.x2d.shape
     native.DYNAMIC_QUANT(
-        x=x2d, x_dtype=native.IN_DTYPE[x2d.dtype], rows=rows, cols=cols, smooth=smooth, group_ends=ends,
-        groups=0 if ends is None else ends.numel(), symmetric=symmetric, per_tensor=per_tensor,
-        **native.format_args(qd), dst_max=qd.hi, dst_span=qd.span, y=y2d, scale=scale, offset=offset)
+        x=job.x2d, x_dtype=native.IN_DTYPE[job.x2d.dtype], rows=rows, cols=cols, smooth=job.smooth,
+        group_ends=job.ends, groups=0 if job.ends is None else job.ends.numel(), symmetric=job.symmetric,
+        per_tensor=job.mode == "pertensor", per_channel=job.mode == "perchannel", channel_rows=job.tokens,
+        **native.format_args(job.qd), dst_max=job.qd.hi, dst_span=job.qd.span, y=job.y2d, scale=job.scale,
+        offset=job.offset)
 
 
 def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric):
@@ -237,10 +318,13 @@ def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, dst_typ
         check_ends(op, group_index, rows)
     y, scale = _empty_outputs(x, qd, quant_mode)
     offset = None if symmetric else torch.empty_like(scale)
-    smooth = None if smooth_scales is None else smooth_scales.float().reshape(-1, cols).contiguous()
+    smooth = None
+    if smooth_scales is not None:
+        smooth = smooth_scales.float().reshape(-1 if quant_mode == "perchannel" else (-1, cols)).contiguous()
     ends = None if group_index is None else group_index.to(torch.int64).contiguous()
-    compute(x.reshape(rows, cols).contiguous(), smooth, ends, qd, symmetric, quant_mode == "pertensor",
-            y.view(rows, y.shape[-1]), scale, offset)
+    compute(_Job(x.reshape(rows, cols).contiguous(), smooth, ends, qd, symmetric, quant_mode,
+                 batches=math.prod(x.shape[:-2]), tokens=x.shape[-2], y2d=y.view(rows, y.shape[-1]), scale=scale,
+                 offset=offset))
     return (y, scale) if symmetric else (y, scale, offset)
 
 
