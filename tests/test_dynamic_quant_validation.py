@@ -60,10 +60,12 @@ def test_bad_input_is_named(op, args, kwargs, error, words):
         assert word in str(info.value)
 
 
-def test_float8_only_for_symmetric():
-    with pytest.raises(ValueError, match="dst_type"):
-        qg.npu_dynamic_quant_asymmetric(X, dst_type=torch.float8_e4m3fn)
-    qg.npu_dynamic_quant(X, dst_type=torch.float8_e4m3fn)
+def test_float8_for_both_fp4_for_neither():
+    # torch_npu 2.13/2.14 (aclnnDynamicQuantV4) take float8 asymmetric too; no op takes fp4
+    for op in OPS:
+        op(X, dst_type=torch.float8_e4m3fn)
+        with pytest.raises(ValueError, match="dst_type"):
+            op(X, dst_type=296)
 
 
 def test_shape_rules_also_hold_in_the_fake_kernel():

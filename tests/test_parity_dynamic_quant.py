@@ -191,3 +191,85 @@ def test_perchannel_compiled_equals_eager_and_compiles_once(symmetric):
         return (x,), [(x, 0)]
 
     assert compile_once_across_tokens(fn, make_args) == 1
+
+
+# --- float8 and hifloat8 outputs, dst_type_max --------------------------------------------
+
+FLOAT_DSTS = [(torch.float8_e4m3fn, torch.float8_e4m3fn), (292, torch.float8_e4m3fn),
+              (torch.float8_e5m2, torch.float8_e5m2), (291, torch.float8_e5m2), (290, "hifloat8")]
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("dst,ref_dst", FLOAT_DSTS, ids=["e4m3fn", "292", "e5m2", "291", "hifloat8"])
+@pytest.mark.parametrize("quant_mode", ["pertoken", "pertensor", "perchannel"])
+def test_float_formats_match_reference(kernel_path, symmetric, dst, ref_dst, quant_mode):
+    x = _x((4, 9, 32), torch.float16)
+    kwargs = {"smooth_scales": (torch.rand(9 if quant_mode == "perchannel" else 32) + 0.5).half()}
+    out = OPS[symmetric](x, dst_type=dst, quant_mode=quant_mode, **kwargs)
+    assert out[0].dtype == (torch.uint8 if ref_dst == "hifloat8" else ref_dst)
+    assert_identical(out, dynamic_quant_reference(x, dst_type=ref_dst, quant_mode=quant_mode, symmetric=symmetric,
+                                                  **kwargs))
+
+
+def test_float8_asymmetric_hand_computed():
+    # row [-448, 0, 448]: scale = 896 / 896 = 1, offset = 448 - 448 = 0, y = x
+    x = torch.tensor([[-448.0, 0.0, 448.0, 3.0]], dtype=torch.bfloat16)
+    y, scale, offset = qg.npu_dynamic_quant_asymmetric(x, dst_type=torch.float8_e4m3fn)
+    assert (scale.item(), offset.item()) == (1.0, 0.0)
+    assert y.float().tolist() == [[-448.0, 0.0, 448.0, 3.0]]
+
+
+def test_hifloat8_hand_computed():
+    # max|x| = 32768 * 2 -> scale 2; 3 / 2 = 1.5 is HiF8 0x0C; -65536 / 2 -> -32768 = 0xEE
+    x = torch.tensor([[3.0, -65536.0, 0.0, 1.0]], dtype=torch.bfloat16)
+    y, scale = qg.npu_dynamic_quant(x, dst_type=290)
+    assert scale.tolist() == [2.0] and y.dtype == torch.uint8
+    assert y.tolist() == [[0x0C, 0xEE, 0x00, 0x18]]  # 1 / 2 = 0.5 is 0x18
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_hifloat8_dst_type_max_replaces_dst_max(symmetric):
+    # max|x| = 15: with dst_type_max=15 the scale is 1 (symmetric) and x itself is encoded
+    x = torch.tensor([[-15.0, 1.5, 7.0, 15.0]], dtype=torch.float16)
+    out = OPS[symmetric](x, dst_type=290, dst_type_max=15.0)
+    if symmetric:
+        assert out[1].tolist() == [1.0]
+    else:  # (15 - -15) / (15 - -15) = 1 and offset 15 - 15 / 1 = 0
+        assert (out[1].item(), out[2].item()) == (1.0, 0.0)
+    assert qg._hifloat8.decode(out[0]).tolist() == [[-15.0, 1.5, 7.0, 15.0]]
+    for m in (15.0, 56.0, 224.0, 32768.0, 1000.5):
+        assert_identical(OPS[symmetric](x, dst_type=290, dst_type_max=m),
+                         dynamic_quant_reference(x, dst_type="hifloat8", symmetric=symmetric, dst_type_max=m))
+    # 32768 is the format's own maximum: the same as 0
+    assert_identical(OPS[symmetric](x, dst_type=290, dst_type_max=32768.0), OPS[symmetric](x, dst_type=290))
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("dst", [torch.float8_e5m2, 290])
+def test_float_formats_opcheck(symmetric, dst):
+    op = getattr(torch.ops.quant_graph, OPS[symmetric].__name__)
+    kwargs = {"dst_type": dst, "dst_type_max": 56.0 if dst == 290 else 0.0}
+    torch.library.opcheck(op, (_x((5, 32), torch.bfloat16),), kwargs)
+
+
+@given(shape=st.lists(st.integers(0, 6), min_size=2, max_size=3), symmetric=st.booleans(),
+       dst=st.sampled_from([torch.float8_e4m3fn, 291, 290]),
+       quant_mode=st.sampled_from(["pertoken", "pertensor", "perchannel"]))
+def test_float_formats_fake_matches_eager(shape, symmetric, dst, quant_mode):
+    x = torch.randn(shape).bfloat16()
+    kwargs = {"dst_type": dst, "quant_mode": quant_mode}
+    assert_same_metadata(call_on_fakes(OPS[symmetric], x, **kwargs), OPS[symmetric](x, **kwargs))
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_hifloat8_compiled_equals_eager_and_compiles_once(symmetric):
+    op = OPS[symmetric]
+
+    def fn(x):
+        return op(x, dst_type=290, dst_type_max=224.0)
+
+    def make_args(tokens):
+        x = _x((tokens, 64), torch.bfloat16, seed=tokens)
+        return (x,), [(x, 0)]
+
+    assert compile_once_across_tokens(fn, make_args) == 1

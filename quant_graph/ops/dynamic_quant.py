@@ -12,6 +12,7 @@ asymmetric ``scale = (max - min) / (DST_MAX - DST_MIN)``, ``offset = DST_MAX - m
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -20,13 +21,16 @@ from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
 from .._checks import check_devices
-from .._dtypes import INT4, QuantDtype, quant_dtype, resolve_code
+from .._dtypes import HIFLOAT8, INT4, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
 
-ASYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2)
-SYMMETRIC_DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.float8_e5m2)
+# Both ops: DynamicQuantV2 (and aclnnDynamicQuantV4) take int8, int4, both float8 formats and
+# hifloat8 with is_symmetrical true or false; torch_npu's meta function gives each its storage.
+DST_TYPES = (torch.int8, torch.quint4x2, torch.float8_e4m3fn, torch.float8_e5m2, "hifloat8")
+# dst_type_max: "0 ~ 32768, effective only for hifloat8" (aclnnDynamicQuantV4); 0 keeps the format's maximum
+DST_TYPE_MAX_RANGE = (0.0, 32768.0)
 QUANT_MODES = ("pertoken", "pertensor", "perchannel")
 MAX_EXPERTS = 1024
 
@@ -51,6 +55,14 @@ def _the_input(op: str, input, x) -> torch.Tensor:
     return x if input is None else input
 
 
+def _dst_type_max(op: str, dst_type_max) -> float:
+    if dst_type_max is None:
+        return 0.0
+    if isinstance(dst_type_max, bool) or not isinstance(dst_type_max, (int, float)):
+        raise TypeError(f"{op}: dst_type_max must be a float, got {dst_type_max!r}")
+    return dst_type_max
+
+
 def _dtype_code(op: str, dst_type):
     """dst_type as the op takes it: None, a torch.dtype (the dispatcher passes its code on) or an int code."""
     if dst_type is not None and (isinstance(dst_type, bool) or not isinstance(dst_type, (int, torch.dtype))):
@@ -70,22 +82,27 @@ def npu_dynamic_quant_asymmetric(input=None, *, x=None, smooth_scales=None, grou
             (one row per expert) together with ``group_index``.
         group_index: optional int32 ``[E]`` cumulative row ends over the flattened rows
             (MoE): rows ``[group_index[i-1], group_index[i])`` use ``smooth_scales[i]``.
-        dst_type: None or torch.int8, or torch.quint4x2 (int4 packed 8 per int32); a
-            torch.dtype or torch_npu's int code for it.
-        quant_mode: "pertoken" (scale per row) or "pertensor" (one scale, shape ``(1,)``).
-        dst_type_max: 0.0 (torch_npu's default); None means the same. The default is None
-            because torch.compile traces a float default as a symbolic input and then
-            restarts its analysis, compiling the frame twice.
+            With quant_mode="perchannel": ``[M]``, one factor per token (M = dim -2).
+        dst_type: a torch.dtype or torch_npu's int code for it: None or torch.int8 (1),
+            torch.quint4x2 (16; int4 packed 8 per int32), torch.float8_e4m3fn (24 or 292),
+            torch.float8_e5m2 (23 or 291), torch_npu.hifloat8 (290; HiF8 bits in uint8).
+        quant_mode: "pertoken" (scale per row), "pertensor" (one scale, shape ``(1,)``) or
+            "perchannel" (per column over the tokens of each ``[M, H]`` slice, shape
+            ``input.shape[:-2] + (H,)``).
+        dst_type_max: hifloat8 only: a non-zero value in (0, 32768] replaces DST_MAX (and
+            -DST_MAX DST_MIN) in the scale formula. None, the default, means torch_npu's 0.0:
+            torch.compile traces a float default as a symbolic input and restarts its
+            analysis, compiling the frame twice.
 
     Returns:
-        ``(y, scale, offset)``: y int8 shaped like input (int32 ``[..., H // 8]`` for int4);
-        scale and offset float32 of shape ``input.shape[:-1]`` (``(1,)`` per tensor).
+        ``(y, scale, offset)``: y shaped like input in dst_type's storage (int32
+        ``[..., H // 8]`` for int4); scale and offset float32.
     """
     op = "npu_dynamic_quant_asymmetric"
     return torch.ops.quant_graph.npu_dynamic_quant_asymmetric(
         _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
         dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
-        dst_type_max=0.0 if dst_type_max is None else dst_type_max)
+        dst_type_max=_dst_type_max(op, dst_type_max))
 
 
 @SYMMETRIC.public_function
@@ -93,8 +110,8 @@ def npu_dynamic_quant(input=None, *, x=None, smooth_scales=None, group_index=Non
                       quant_mode="pertoken", dst_type_max=None):
     """Dynamic symmetric quantization (torch_npu.npu_dynamic_quant).
 
-    Arguments as ``npu_dynamic_quant_asymmetric``; dst_type may also be torch.float8_e4m3fn
-    or torch.float8_e5m2 (scale = max|x| / the format's largest finite value).
+    Arguments as ``npu_dynamic_quant_asymmetric``; scale = max|x| / DST_MAX (the format's
+    largest finite value, or dst_type_max).
 
     Returns:
         ``(y, scale)``.
@@ -103,24 +120,29 @@ def npu_dynamic_quant(input=None, *, x=None, smooth_scales=None, group_index=Non
     return torch.ops.quant_graph.npu_dynamic_quant(
         _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
         dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
-        dst_type_max=0.0 if dst_type_max is None else dst_type_max)
+        dst_type_max=_dst_type_max(op, dst_type_max))
 
 
 def check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric: bool) -> QuantDtype:
     """Shape, dtype and keyword rules of both seeds and of torch_npu's schema; returns the
     output format. ``dst_type`` is the int code (or None) the schema takes."""
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
-    allowed = SYMMETRIC_DST_TYPES if symmetric else ASYMMETRIC_DST_TYPES
     check_devices(op, "input", x, smooth_scales=smooth_scales, group_index=group_index)
     torch._check_type(x.dtype in (torch.float16, torch.bfloat16),
                       lambda: f"{op}: input (x) must be float16 or bfloat16, got {x.dtype}")
     torch._check_value(x.dim() >= 2, lambda: f"{op}: input (x) must have at least 2 dims, got {x.dim()}")
     dst = resolve_code(op, "dst_type", dst_type)
-    torch._check_value(dst is None or dst in allowed,
-                       lambda: f"{op}: dst_type must be None or one of {allowed}, got {dst} (code {dst_type})")
-    torch._check_value(dst_type_max == 0.0,
-                       lambda: f"{op}: dst_type_max must be 0.0 for dst_type {dst}, got {dst_type_max}")
+    torch._check_value(dst is None or dst in DST_TYPES,
+                       lambda: f"{op}: dst_type must be None or one of {DST_TYPES}, got {dst} (code {dst_type})")
     qd = quant_dtype(dst)
+    lo, hi = DST_TYPE_MAX_RANGE
+    torch._check_value(lo <= dst_type_max <= hi, lambda: (
+        f"{op}: dst_type_max must be in [{lo:g}, {hi:g}] (0 keeps the format's maximum), got {dst_type_max}"))
+    # CANN ignores dst_type_max for every other format, and torch_npu on A2/A3 refuses any
+    # non-zero value: computing with it here would give numbers no NPU gives.
+    torch._check_value(dst_type_max == 0.0 or qd is HIFLOAT8, lambda: (
+        f"{op}: dst_type_max applies only to dst_type hifloat8 (code 290); got dst_type_max={dst_type_max} "
+        f"with dst_type {qd.name}"))
     torch._check_value(quant_mode in QUANT_MODES,
                        lambda: f"{op}: quant_mode must be one of {QUANT_MODES}, got {quant_mode!r}")
     hidden = x.shape[-1]
@@ -214,6 +236,7 @@ class _Job:
     smooth: torch.Tensor | None
     ends: torch.Tensor | None
     qd: QuantDtype  # the format y is written in
+    formula: QuantDtype  # whose DST_MAX and DST_MAX - DST_MIN the scale formula takes
     symmetric: bool
     mode: str
     batches: int
@@ -223,7 +246,7 @@ class _Job:
     offset: torch.Tensor | None
 
     def params(self, row_max, row_min):
-        return dynamic_params(row_max, row_min, symmetric=self.symmetric, qd=self.qd)
+        return dynamic_params(row_max, row_min, symmetric=self.symmetric, qd=self.formula)
 
 
 def _portable(job: _Job) -> None:
@@ -305,7 +328,7 @@ def _native(job: _Job) -> None:
         x=job.x2d, x_dtype=native.IN_DTYPE[job.x2d.dtype], rows=rows, cols=cols, smooth=job.smooth,
         group_ends=job.ends, groups=0 if job.ends is None else job.ends.numel(), symmetric=job.symmetric,
         per_tensor=job.mode == "pertensor", per_channel=job.mode == "perchannel", channel_rows=job.tokens,
-        **native.format_args(job.qd), dst_max=job.qd.hi, dst_span=job.qd.span, y=job.y2d, scale=job.scale,
+        **native.format_args(job.qd), dst_max=job.formula.hi, dst_span=job.formula.span, y=job.y2d, scale=job.scale,
         offset=job.offset)
 
 
@@ -322,7 +345,9 @@ def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, dst_typ
     if smooth_scales is not None:
         smooth = smooth_scales.float().reshape(-1 if quant_mode == "perchannel" else (-1, cols)).contiguous()
     ends = None if group_index is None else group_index.to(torch.int64).contiguous()
-    compute(_Job(x.reshape(rows, cols).contiguous(), smooth, ends, qd, symmetric, quant_mode,
+    # a non-zero dst_type_max (hifloat8 only) is DST_MAX, and -dst_type_max DST_MIN, in the formula
+    formula = dataclasses.replace(qd, lo=-dst_type_max, hi=dst_type_max) if dst_type_max else qd
+    compute(_Job(x.reshape(rows, cols).contiguous(), smooth, ends, qd, formula, symmetric, quant_mode,
                  batches=math.prod(x.shape[:-2]), tokens=x.shape[-2], y2d=y.view(rows, y.shape[-1]), scale=scale,
                  offset=offset))
     return (y, scale) if symmetric else (y, scale, offset)
