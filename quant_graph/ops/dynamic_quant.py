@@ -42,7 +42,7 @@ _ARGS = (
 )
 ASYMMETRIC = define("npu_dynamic_quant_asymmetric", f"{_ARGS} -> (Tensor, Tensor, Tensor)",
                     ge_types=("DynamicQuantV2",), module=__name__)
-SYMMETRIC = define("npu_dynamic_quant", f"{_ARGS} -> (Tensor, Tensor)", ge_types=("DynamicQuantV2",),
+SYMMETRIC = define("npu_dynamic_quant", f"{_ARGS} -> (Tensor, Tensor)", ge_types=("DynamicQuant", "DynamicQuantV2"),
                    module=__name__)
 
 
