@@ -300,54 +300,41 @@ int qg_abi_layout(char *buf, int size) {
     return n < size ? n : -1;
 }
 
-/* Running per-column statistics of one [M, H] slice: max, min and NaN seen, as stats_of
- * keeps them for a row. The selects compile to maxps/minps, which ignore NaN like them. */
+/* Running per-column statistics of one [M, H] slice: max and min with NaN sticky (once a
+ * column meets a NaN its max and min stay NaN, as torch's reductions propagate it). The
+ * selects vectorize to compare, or-unordered and blend. */
 typedef struct {
     float *max, *min;
-    int32_t *nan;
 } column_stats;
 
 static column_stats column_stats_alloc(int64_t cols) {
     const size_t n = (size_t)(cols > 0 ? cols : 1);
-    column_stats c = {(float *)malloc(n * sizeof(float)), (float *)malloc(n * sizeof(float)),
-                      (int32_t *)malloc(n * sizeof(int32_t))};
+    column_stats c = {(float *)malloc(n * sizeof(float)), (float *)malloc(n * sizeof(float))};
     return c;
 }
 
 static void column_stats_free(column_stats *c) {
     free(c->max);
     free(c->min);
-    free(c->nan);
 }
 
 static void column_stats_reset(column_stats c, int64_t cols) {
     for (int64_t i = 0; i < cols; i++) {
         c.max[i] = -INFINITY;
         c.min[i] = INFINITY;
-        c.nan[i] = 0;
     }
 }
 
-static void column_stats_add_row(column_stats c, const float *restrict v, int64_t cols) {
+static void column_stats_add(column_stats c, const float *restrict v, int64_t cols) {
     float *restrict mx = c.max, *restrict mn = c.min;
-    int32_t *restrict nan = c.nan;
     for (int64_t i = 0; i < cols; i++) {
-        nan[i] |= v[i] != v[i];
-        mx[i] = v[i] > mx[i] ? v[i] : mx[i];
-        mn[i] = v[i] < mn[i] ? v[i] : mn[i];
-    }
-}
-
-static void column_stats_merge(column_stats into, column_stats c, int64_t cols) {
-    for (int64_t i = 0; i < cols; i++) {
-        into.nan[i] |= c.nan[i];
-        into.max[i] = c.max[i] > into.max[i] ? c.max[i] : into.max[i];
-        into.min[i] = c.min[i] < into.min[i] ? c.min[i] : into.min[i];
+        mx[i] = (v[i] > mx[i]) | (v[i] != v[i]) ? v[i] : mx[i];
+        mn[i] = (v[i] < mn[i]) | (v[i] != v[i]) ? v[i] : mn[i];
     }
 }
 
 static row_stats column_stat(column_stats c, int64_t i) {
-    row_stats s = {c.max[i], c.min[i], 0.0f, c.nan[i]};
+    row_stats s = {c.max[i], c.min[i], 0.0f, c.max[i] != c.max[i] || c.min[i] != c.min[i]};
     s.absmax = fabsf(s.max) > fabsf(s.min) ? fabsf(s.max) : fabsf(s.min);
     if (s.nan) s.max = s.min = s.absmax = NAN;
     return s;
@@ -356,60 +343,64 @@ static row_stats column_stat(column_stats c, int64_t i) {
 /*
  * quant_mode "perchannel": rows come in batches of channel_rows (M, >= 1) rows; scale and
  * offset are [batches, cols], from each column's statistics over its batch; smooth is
- * NULL or float32 [M], one factor per row of a batch. Two passes over each batch: the
- * statistics (each thread over its share of rows, then merged), then y.
+ * NULL or float32 [M], one factor per row of a batch. Each thread owns a block of columns
+ * (a multiple of 64 wide, so int4 words never straddle two threads) and makes two passes
+ * over it per batch: the statistics, then y. Its statistics and row buffer stay in cache
+ * and no thread waits for another.
  */
 static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
     const int x_dtype = a->x_dtype, symmetric = a->symmetric;
     const int64_t rows = a->rows, cols = a->cols, m = a->channel_rows, batches = rows / m;
     const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
-    const char *xb = (const char *)a->x;
-    char *yb = (char *)a->y;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype), y_stride = out_row_bytes(fmt.kind, cols);
-    column_stats total = column_stats_alloc(cols);
+    const int64_t blocks = (cols + 63) / 64;
 #pragma omp parallel num_threads(a->threads)
     {
-        float *buf = row_buffer(cols);
-        column_stats local = column_stats_alloc(cols);
-        int64_t r0, r1;
-        this_threads_rows(m, &r0, &r1);
-        for (int64_t b = 0; b < batches; b++) {
+        int64_t b0, b1;
+        this_threads_rows(blocks, &b0, &b1);
+        const int64_t c0 = b0 * 64, c1 = b1 * 64 < cols ? b1 * 64 : cols, n = c1 - c0;
+        float *buf = row_buffer(n);
+        column_stats stats = column_stats_alloc(n);
+        const char *xb = (const char *)a->x + c0 * in_elem_bytes(x_dtype);
+        char *yb = (char *)a->y + out_row_bytes(fmt.kind, c0);
+        for (int64_t b = 0; n > 0 && b < batches; b++) {
             const char *xbatch = xb + b * m * x_stride;
-            float *scale = a->scale + b * cols, *offset = a->offset ? a->offset + b * cols : NULL;
-#pragma omp single
-            column_stats_reset(total, cols);
-            column_stats_reset(local, cols);
-            for (int64_t r = r0; r < r1; r++) {
-                load_row(buf, xbatch + r * x_stride, x_dtype, cols);
+            float *scale = a->scale + b * cols + c0, *offset = a->offset ? a->offset + b * cols + c0 : NULL;
+            column_stats_reset(stats, n);
+            for (int64_t r = 0; r < m; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, n);
                 if (a->smooth)
-                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * a->smooth[r];
-                column_stats_add_row(local, buf, cols);
+                    for (int64_t i = 0; i < n; i++) buf[i] = buf[i] * a->smooth[r];
+                column_stats_add(stats, buf, n);
             }
-#pragma omp critical
-            column_stats_merge(total, local, cols);
-#pragma omp barrier
-#pragma omp for
-            for (int64_t i = 0; i < cols; i++) {
+            for (int64_t i = 0; i < n; i++) {
                 float unused_offset;
-                dynamic_params(column_stat(total, i), symmetric, a->dst_max, a->dst_span, &scale[i],
+                dynamic_params(column_stat(stats, i), symmetric, a->dst_max, a->dst_span, &scale[i],
                                offset ? &offset[i] : &unused_offset);
             }
-            for (int64_t r = r0; r < r1; r++) {
-                load_row(buf, xbatch + r * x_stride, x_dtype, cols);
+            for (int64_t r = 0; r < m; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, n);
                 if (a->smooth)
-                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * a->smooth[r];
-                /* the per-row steps of dynamic_quant_row, with a divisor and offset per column;
-                 * v / 1 + 0 in store_row then changes no value */
-                for (int64_t i = 0; i < cols; i++)
+                    for (int64_t i = 0; i < n; i++) buf[i] = buf[i] * a->smooth[r];
+                /* the steps of dynamic_quant_row with a divisor and offset per column: int8
+                 * symmetric, the common case, in one loop; the rest through store_row, where
+                 * v / 1 + 0 changes no value */
+                void *y_row = yb + (b * m + r) * y_stride;
+                if (fmt.kind == QG_OUT_INT8 && !offset) {
+                    int8_t *d = (int8_t *)y_row;
+                    for (int64_t i = 0; i < n; i++)
+                        d[i] = (int8_t)saturate(scale[i] == 0.0f ? 0.0f : buf[i] / scale[i], (float)fmt.lo,
+                                                (float)fmt.hi);
+                    continue;
+                }
+                for (int64_t i = 0; i < n; i++)
                     buf[i] = scale[i] == 0.0f ? 0.0f : (offset ? buf[i] / scale[i] + offset[i] : buf[i] / scale[i]);
-                store_row(yb + (b * m + r) * y_stride, fmt, buf, cols, 1.0f, 0.0f);
+                store_row(y_row, fmt, buf, n, 1.0f, 0.0f);
             }
-#pragma omp barrier
         }
-        column_stats_free(&local);
+        column_stats_free(&stats);
         free(buf);
     }
-    column_stats_free(&total);
 }
 
 /*
