@@ -83,6 +83,23 @@ def dynamic_quant_asymmetric(quick):
             composite_dynamic_quant_asymmetric, (x,), out_bytes)
 
 
+def composite_dynamic_quant_perchannel(x):
+    xf = x.float()
+    scale = xf.abs().amax(-2, keepdim=True) / 127
+    y = torch.round(xf / scale).clamp(-128, 127).to(torch.int8)
+    return y, scale.squeeze(-2)
+
+
+@case
+def dynamic_quant_perchannel(quick):
+    tokens, hidden = (1024, 1024) if quick else (16384, 7168)
+    x = torch.randn(tokens, hidden, dtype=torch.float16)
+    out_bytes = tokens * hidden + 4 * hidden
+    return (f"npu_dynamic_quant int8 per channel, fp16 [{tokens}, {hidden}]", x,
+            lambda: qg.npu_dynamic_quant(x, quant_mode="perchannel"), lambda: composite_dynamic_quant_perchannel(x),
+            composite_dynamic_quant_perchannel, (x,), out_bytes)
+
+
 def composite_quantize(x, scales, zero_points):
     v = x.float() * scales.float() + zero_points.float()
     return torch.round(v).clamp(-128, 127).to(torch.int8)

@@ -22,10 +22,14 @@ class QuantDtype:
     per_element: int  # values packed into one storage element (int4: 8 per int32)
     ge: str  # GE DataType name of the fused operator's output
     c_kind: int | None  # enum qg_out_kind in csrc/kernels.c; None: only the portable path writes it
+    # how a value becomes storage: "integer" (rounded half to even, saturated), "float" (a
+    # torch cast), "hifloat8" (HiF8 bit patterns from _hifloat8, in uint8 as torch_npu keeps them)
+    encoding: str = "integer"
 
     @property
     def is_float(self) -> bool:
-        return self.storage.is_floating_point
+        """A floating-point format: its DST_MIN is -DST_MAX and values are not rounded to integers."""
+        return self.encoding != "integer"
 
     @property
     def span(self) -> float:
@@ -43,8 +47,10 @@ INT8 = QuantDtype("int8", -128, 127, torch.int8, 1, "DT_INT8", 0)
 INT4 = QuantDtype("int4", -8, 7, torch.int32, 8, "DT_INT4", 1)
 UINT8 = QuantDtype("uint8", 0, 255, torch.uint8, 1, "DT_UINT8", 2)
 INT32 = QuantDtype("int32", -(2**31), 2**31 - 1, torch.int32, 1, "DT_INT32", 3)
-FLOAT8_E4M3FN = QuantDtype("float8_e4m3fn", -448.0, 448.0, torch.float8_e4m3fn, 1, "DT_FLOAT8_E4M3FN", None)
-FLOAT8_E5M2 = QuantDtype("float8_e5m2", -57344.0, 57344.0, torch.float8_e5m2, 1, "DT_FLOAT8_E5M2", None)
+FLOAT8_E4M3FN = QuantDtype("float8_e4m3fn", -448.0, 448.0, torch.float8_e4m3fn, 1, "DT_FLOAT8_E4M3FN", None, "float")
+FLOAT8_E5M2 = QuantDtype("float8_e5m2", -57344.0, 57344.0, torch.float8_e5m2, 1, "DT_FLOAT8_E5M2", None, "float")
+# torch_npu.hifloat8 (code 290): no torch dtype; named by the string resolve_code gives
+HIFLOAT8 = QuantDtype("hifloat8", -32768.0, 32768.0, torch.uint8, 1, "DT_HIFLOAT8", None, "hifloat8")
 
 BY_TORCH_DTYPE: dict[torch.dtype, QuantDtype] = {
     torch.int8: INT8,
@@ -59,9 +65,16 @@ BY_TORCH_DTYPE: dict[torch.dtype, QuantDtype] = {
 }
 
 
-def quant_dtype(dtype: torch.dtype | None) -> QuantDtype:
-    """The format a dtype argument names; None is int8, as in every op's documentation."""
-    return INT8 if dtype is None else BY_TORCH_DTYPE[dtype]
+# formats torch has no dtype for, by the name resolve_code gives them
+BY_NAME: dict[str, QuantDtype] = {"hifloat8": HIFLOAT8}
+
+
+def quant_dtype(dtype: torch.dtype | str | None) -> QuantDtype:
+    """The format a dtype argument names (a torch dtype, or the name of a torch_npu-only
+    format); None is int8, as in every op's documentation."""
+    if dtype is None:
+        return INT8
+    return BY_NAME[dtype] if isinstance(dtype, str) else BY_TORCH_DTYPE[dtype]
 
 
 # torch_npu's int dtype codes: c10::ScalarType's numbers for the dtypes torch has, and

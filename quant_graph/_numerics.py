@@ -12,6 +12,7 @@ import torch
 
 from ._dtypes import INT4, INT32, QuantDtype
 from ._group_index import row_groups
+from ._hifloat8 import hifloat8_bits
 
 # Rows per chunk in the portable path: bounds the float32 temporaries to a few MiB
 # whatever the input size, so peak extra memory stays well under the input's.
@@ -31,7 +32,10 @@ def saturate(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 def quantized(v: torch.Tensor, qd: QuantDtype) -> torch.Tensor:
     """Float32 ``v`` as stored values of format ``qd``: integers saturated, rounded and
-    narrowed (int4 packed 8 per int32), floats clamped to the format's range and cast."""
+    narrowed (int4 packed 8 per int32), floats clamped to the format's range and cast (HiF8
+    encoded as its uint8 bit patterns)."""
+    if qd.encoding == "hifloat8":
+        return hifloat8_bits(v.nan_to_num_(nan=0.0).clamp_(qd.lo, qd.hi))
     if qd.is_float:
         return v.nan_to_num_(nan=0.0).clamp_(qd.lo, qd.hi).to(qd.storage)
     if qd is INT32:

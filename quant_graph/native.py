@@ -102,8 +102,9 @@ _FORMAT = [("out_kind", "int32_t"), ("out_lo", "double"), ("out_hi", "double")]
 DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
     ("smooth", "const float *", _F32), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"),
-    ("symmetric", "int32_t"), ("per_tensor", "int32_t"), *_FORMAT, ("dst_max", "float"), ("dst_span", "float"),
-    ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32), ("offset", "float *", _F32), ("threads", "int32_t")])
+    ("symmetric", "int32_t"), ("per_tensor", "int32_t"), ("per_channel", "int32_t"), ("channel_rows", "int64_t"),
+    *_FORMAT, ("dst_max", "float"), ("dst_span", "float"), ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32),
+    ("offset", "float *", _F32), ("threads", "int32_t")])
 AFFINE_QUANT = Kernel("qg_affine_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
     ("scale", "const float *", _F32), ("zero", "const float *", _F32), ("per_row", "int32_t"),

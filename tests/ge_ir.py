@@ -40,6 +40,14 @@ def parse_reg_op(op_type):
     for param in inspect.signature(getattr(ge_apis, op_type)).parameters.values():
         if param.kind == param.KEYWORD_ONLY and param.name not in ("dependencies", "node_name"):
             ir.attrs.setdefault(param.name, False)
+    # A function built on ge_op also declares an IrDef, whose dtype lists can be longer than
+    # its text's (DynamicQuant's text leaves out the DT_INT4 y its IrDef and CANN's proto list).
+    source = inspect.getsource(getattr(ge_apis, op_type))
+    declared = re.findall(r'\.(input|optional_input|output)\("(\w+)", "([^"]*)"', source)
+    for kind, name, dtypes in declared:
+        for entry in ir.outputs if kind == "output" else ir.inputs:
+            if entry[0] == name:
+                entry[-1].update(re.findall(r"DT_\w+", dtypes))
     return ir
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import test_dynamic_quant_validation as dq_validation
 import test_parity_dequant_swiglu_quant as dsq_parity
+import test_parity_dynamic_quant_validation as dq_parity
 import test_parity_quantize as quantize_parity
 import test_validation_static_ops as static_validation
 import torch
@@ -202,9 +203,17 @@ DQ_EAGER_ONLY = {"group_index decreasing", "group_index negative", "group_index 
 def _dq_invalid(symmetric):
     cases = [Invalid(name, args, kwargs, error, tuple(words), name in DQ_EAGER_ONLY)
              for name, args, kwargs, error, words in dq_validation.CASES]
-    if not symmetric:
-        cases.append(Invalid("float8 asymmetric", (dq_validation.X,), {"dst_type": torch.float8_e4m3fn}, ValueError,
-                             ("dst_type", "float8_e4m3fn")))
+    # torch_npu 2.13/2.14's schema (int codes, dst_type_max, perchannel) and CANN's checks;
+    # a TypeError there is the public function's (the dispatcher would refuse the value)
+    cases += [Invalid(name, (dq_parity.X,), kwargs, error, (argument, value), public_only=error is TypeError)
+              for name, kwargs, error, argument, value in dq_parity.CASES]
+    x = dq_parity.X
+    cases += [
+        Invalid("input twice", (x,), {"x": x}, TypeError, ("exactly once", "got both"), public_only=True),
+        Invalid("no input", (), {}, TypeError, ("exactly once", "got neither"), public_only=True),
+        Invalid("dst_type a string", (x,), {"dst_type": "int8"}, TypeError, ("dst_type must be None, a torch.dtype",
+                                                                              "'int8'"), public_only=True),
+    ]
     return cases
 
 
@@ -307,7 +316,6 @@ def _quantize_invalid():
         Invalid("dtype without a code", (x, s, None, torch.float64, -1, True), {}, ValueError,
                 ("dtype torch.float64 has no torch_npu dtype code",), public_only=True),
         Invalid("dtype None", (x, s, None, None, -1, True), {}, TypeError, ("dtype is required",), public_only=True),
-        Invalid("dtype hifloat8", (x, s, None, 290, -1, True), {}, NotImplementedError, ("hifloat8 (290)",)),
     ]
     return cases
 
@@ -497,7 +505,7 @@ def _dsq_invalid():
     return cases
 
 
-def _on_meta(name, args, kwargs, arg, x_name="x"):
+def _on_meta(name, args, kwargs, arg, x_name="input"):
     """A parameter on another device than the input: refused, never read as memory."""
     return Invalid(f"{arg} on meta", args, kwargs, ValueError, (arg, f"must be on {x_name}'s device cpu", "got meta"))
 
@@ -512,17 +520,18 @@ DEVICE_INVALID = {
                                                                                             **META)}, "group_index")],
     "npu_quantize": [
         _on_meta("npu_quantize", (torch.ones(4, 16), torch.ones(16, **META), None, torch.qint8, -1, True), {},
-                 "scales", "input"),
+                 "scales"),
         _on_meta("npu_quantize", (torch.ones(4, 16), torch.ones(16), torch.zeros(16, **META), torch.qint8, -1, False),
-                 {}, "zero_points", "input")],
+                 {}, "zero_points")],
     "npu_group_quant": [
-        _on_meta("npu_group_quant", (torch.ones(4, 16), torch.ones(1, 16, **META), torch.tensor([4])), {}, "scale"),
+        _on_meta("npu_group_quant", (torch.ones(4, 16), torch.ones(1, 16, **META), torch.tensor([4])), {}, "scale",
+                 "x"),
         _on_meta("npu_group_quant", (torch.ones(4, 16), torch.ones(1, 16), torch.tensor([4], **META)), {},
-                 "group_index")],
+                 "group_index", "x")],
     "npu_dequant_swiglu_quant": [_on_meta(
         "npu_dequant_swiglu_quant", (torch.ones(4, 16, dtype=torch.int32),),
         {"weight_scale": torch.ones(16), "activation_scale": torch.ones(4, **META), "quant_scale": torch.ones(8)},
-        "activation_scale")],
+        "activation_scale", "x")],
 }
 
 

@@ -9,7 +9,8 @@ it is held against REG_OP (``ge_ir.parse_reg_op``) too.
 The expected values are TorchAir's own converters for the same torch_npu ops, copied
 literally from torch_npu 2.13.0's
 ``torch_npu/dynamo/torchair/_ge_concrete_graph/ge_converter/custom/``:
-``npu_dynamic_quant.py`` (DynamicQuantV2: dst_type, is_symmetrical, quant_mode, dst_type_max),
+``npu_dynamic_quant.py`` (DynamicQuant for symmetric per-token quant: dst_type;
+DynamicQuantV2: dst_type, is_symmetrical, quant_mode, dst_type_max),
 ``quantized.py`` (AscendQuantV2: sqrt_mode=False, round_mode="round", axis=min(axis, -1);
 Quantize: dtype as "torch.qint8"/"torch.quint8"/"torch.qint32", axis made non-negative),
 ``npu_group_quant.py`` (GroupQuant: dst_type; int8 here, not TorchAir's uint8 default, which
@@ -55,9 +56,9 @@ def case(id, op_type, fn, args, attrs, inputs, outputs):
     CASES.append(pytest.param(op_type, fn, args, attrs, inputs, outputs, id=id))
 
 
-# --- DynamicQuantV2 ------------------------------------------------------------------
-# quant_graph lowers plain symmetric pertoken to DynamicQuantV2 too, where TorchAir picks
-# DynamicQuant (V1); V2 with is_symmetrical=True computes the same (SPEC.md).
+# --- DynamicQuant / DynamicQuantV2 ----------------------------------------------------
+# Symmetric per-token quant lowers to DynamicQuant (V1), as TorchAir's converter does (on
+# A2/A3 CANN runs it on that kernel; docs/contracts.md); every other mode to DynamicQuantV2.
 DQ_DST = [(None, "DT_INT8"), (torch.int8, "DT_INT8"), (torch.quint4x2, "DT_INT4")]
 FP8_DST = [(torch.float8_e4m3fn, "DT_FLOAT8_E4M3FN"), (torch.float8_e5m2, "DT_FLOAT8_E5M2")]
 
@@ -85,11 +86,16 @@ for _sym in (True, False):
                 _xd = torch.bfloat16 if _smooth != "vector" else torch.float16
                 _xname = "DT_BF16" if _xd == torch.bfloat16 else "DT_FLOAT16"
                 _fn, _args = _dq(_sym, _dst, _mode, _smooth, _xd)
+                _inputs = [("x", _xname), ("smooth_scales", None if _smooth == "none" else _xname),
+                           ("group_index", "DT_INT32" if _smooth == "moe" else None)]
+                if _sym and _mode == "pertoken":  # as TorchAir: DynamicQuant (V1), its only attr dst_type
+                    case(f"DynamicQuant-{_ge}-{_smooth}", "DynamicQuant", _fn, _args,
+                         {"dst_type": ABSENT if _ge == "DT_INT8" else _ge}, _inputs, [_ge, "DT_FLOAT"])
+                    continue
                 case(f"DynamicQuantV2-{'sym' if _sym else 'asym'}-{_ge}-{_mode}-{_smooth}", "DynamicQuantV2", _fn,
                      _args,
                      {"dst_type": _ge, "is_symmetrical": _sym, "quant_mode": _mode, "dst_type_max": 0.0},
-                     [("x", _xname), ("smooth_scales", None if _smooth == "none" else _xname),
-                      ("group_index", "DT_INT32" if _smooth == "moe" else None)],
+                     _inputs,
                      # the symmetric op leaves DynamicQuantV2's offset output unused
                      [_ge, "DT_FLOAT", UNRECORDED if _sym else "DT_FLOAT"])
 

@@ -81,17 +81,26 @@ def test_dynamic_quant_lowers_to_dynamic_quant_v2(tmp_path, symmetric, case):
     def fn(x, smooth_scales=None, group_index=None):
         return op(x, smooth_scales=smooth_scales, group_index=group_index, **call)
 
-    node = the_fused_node(lower(tmp_path, fn, x, *extra.values()), "DynamicQuantV2")
-    assert node.attrs["is_symmetrical"] is symmetric
+    # as TorchAir: per-token symmetric quant lowers to DynamicQuant (V1), which has neither
+    # is_symmetrical nor quant_mode, and whose ge_op leaves dst_type out at its default DT_INT8
+    v1 = symmetric and case != "pertensor"
+    node = the_fused_node(lower(tmp_path, fn, x, *extra.values()), "DynamicQuant" if v1 else "DynamicQuantV2")
     dst_name = qg_dtype = expected_attrs.get("dst_type", "DT_INT8")
-    assert ge_dtype_names()[node.attrs["dst_type"]] == dst_name
-    assert node.attrs["quant_mode"] == expected_attrs.get("quant_mode", "pertoken")
+    if v1:
+        assert set(node.attrs) <= {"dst_type"}
+        assert ge_dtype_names()[node.attrs.get("dst_type", 2)] == dst_name
+    else:
+        assert node.attrs["is_symmetrical"] is symmetric
+        assert ge_dtype_names()[node.attrs["dst_type"]] == dst_name
+        assert node.attrs["quant_mode"] == expected_attrs.get("quant_mode", "pertoken")
     present = inputs_of(node)
     assert present["x"].shape == [-1, -1, -1] and present["x"].dtype == "DT_BF16"
     assert ("smooth_scales" in present) == (smooth is not None)
     assert ("group_index" in present) == (smooth == "moe")
     # the symmetric op leaves DynamicQuantV2's offset output unused (its dtype unrecorded)
     expected = [qg_dtype, "DT_FLOAT"] if symmetric else [qg_dtype, "DT_FLOAT", "DT_FLOAT"]
+    if v1:
+        assert len(node.outputs) == 2
     assert [o.dtype for o in node.outputs][:len(expected)] == expected
 
 
@@ -101,7 +110,7 @@ def test_dynamic_quant_float8_dst_type(tmp_path, dst_type, ge_name):
     # the raw op's REG_OP text lists int8/int4 only; the seed's DynamicQuantV2 also takes FP8
     dump = lower(tmp_path, lambda x: qg.npu_dynamic_quant(x, dst_type=dst_type),
                  torch.randn(6, 32, generator=seeded(94)).half())
-    (node,) = dump.graphs[0].nodes(("DynamicQuantV2",))
+    (node,) = dump.graphs[0].nodes(("DynamicQuant",))
     assert ge_dtype_names()[node.attrs["dst_type"]] == ge_name
     assert node.outputs[0].dtype == ge_name
 
@@ -221,7 +230,7 @@ def test_mixed_moe_block_lowers_every_quant_op_fused(tmp_path):
     model, args = make_model(tokens=24, experts=3, hidden=64, intermediate=64)
     dump = lower(tmp_path, model, *args)
     graph = dump.graphs[0]
-    assert sorted(n.type for n in graph.nodes(fused_ge_types())) == ["DequantSwigluQuant", "DynamicQuantV2",
+    assert sorted(n.type for n in graph.nodes(fused_ge_types())) == ["DequantSwigluQuant", "DynamicQuant",
                                                                       "GroupQuant"]
     for node in graph.nodes(fused_ge_types()):
         assert conformance_errors(node, parse_reg_op(node.type)) == [], node.type

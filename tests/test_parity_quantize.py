@@ -305,12 +305,6 @@ BAD_QUANTIZE = [
 # BAD_QUANTIZE runs in test_registry.py (eager and fake kernel) and in the validation-coverage guard.
 
 
-def test_hifloat8_is_refused_until_implemented():
-    for div_mode in (True, False):
-        with pytest.raises(NotImplementedError, match=r"^npu_quantize: dtype hifloat8 \(290\) is not implemented"):
-            qg.npu_quantize(X, S16, None, 290, -1, div_mode)
-
-
 def test_the_rules_above_each_break_one_rule_of_a_valid_call():
     qg.npu_quantize(X, torch.ones(1), torch.zeros(1, dtype=torch.int32), 24, 1, True)
     qg.npu_quantize(X, S16, torch.zeros(16), torch.float8_e5m2, -1, True)

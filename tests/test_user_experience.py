@@ -28,7 +28,7 @@ def test_a_validation_error_while_compiling_is_not_logged_as_a_fake_tensor_bug(c
     compiled = torch.compile(lambda x: qg.npu_dynamic_quant(x), backend="quant_graph", dynamic=True)
     with caplog.at_level(logging.INFO, logger="torch._subclasses.fake_tensor"), pytest.raises(Exception) as info:
         compiled(torch.zeros(4, 16))
-    assert "npu_dynamic_quant: x must be float16 or bfloat16, got torch.float32" in str(info.value)
+    assert "npu_dynamic_quant: input (x) must be float16 or bfloat16, got torch.float32" in str(info.value)
     assert not [r for r in caplog.records if r.name == "torch._subclasses.fake_tensor"]
 
 

@@ -6,14 +6,15 @@ import torch
 from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 
-from .._dtypes import FLOAT8_E4M3FN, FLOAT8_E5M2, INT4, INT8, INT32, UINT8, quant_dtype, resolve_code
+from .._dtypes import FLOAT8_E4M3FN, FLOAT8_E5M2, HIFLOAT8, INT4, INT8, INT32, UINT8, quant_dtype, resolve_code
 from ._ge import as_packed_int32, ge_dtype, set_output_dtype
 
 # Quantize's required string attr names the output format as TorchAir writes it
 # (ge_type_to_torch_str in its quantized.py): the quantized dtype's name for integers, whichever
 # code named the format (torch.int8 and torch.qint8 alike write "torch.qint8").
 QUANTIZE_DTYPE_ATTR = {INT8: "torch.qint8", UINT8: "torch.quint8", INT32: "torch.qint32",
-                       FLOAT8_E5M2: "torch.float8_e5m2", FLOAT8_E4M3FN: "torch.float8_e4m3fn"}
+                       FLOAT8_E5M2: "torch.float8_e5m2", FLOAT8_E4M3FN: "torch.float8_e4m3fn",
+                       HIFLOAT8: "torch.hifloat8"}
 
 
 @register_fx_node_ge_converter(torch.ops.quant_graph.npu_quantize.default)

@@ -259,8 +259,9 @@ static void smooth_row(float *restrict buf, const float *restrict smooth, int64_
 #define QG_DYNAMIC_QUANT_ARGS(X)                                                                        \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, smooth) \
     X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, symmetric) X(int32_t, per_tensor)    \
-    X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(float, dst_max) X(float, dst_span)    \
-    X(void *, y) X(float *, scale) X(float *, offset) X(int32_t, threads)
+    X(int32_t, per_channel) X(int64_t, channel_rows) X(int32_t, out_kind) X(double, out_lo)          \
+    X(double, out_hi) X(float, dst_max) X(float, dst_span) X(void *, y) X(float *, scale)            \
+    X(float *, offset) X(int32_t, threads)
 #define QG_AFFINE_QUANT_ARGS(X)                                                                         \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, scale)  \
     X(const float *, zero) X(int32_t, per_row) X(int64_t, period) X(const int64_t *, group_ends)      \
@@ -300,12 +301,120 @@ int qg_abi_layout(char *buf, int size) {
     return n < size ? n : -1;
 }
 
+/* Running per-column statistics of one [M, H] slice: max and min with NaN sticky (once a
+ * column meets a NaN its max and min stay NaN, as torch's reductions propagate it). The
+ * selects vectorize to compare, or-unordered and blend. */
+typedef struct {
+    float *max, *min;
+} column_stats;
+
+static column_stats column_stats_alloc(int64_t cols) {
+    const size_t n = (size_t)(cols > 0 ? cols : 1);
+    column_stats c = {(float *)malloc(n * sizeof(float)), (float *)malloc(n * sizeof(float))};
+    return c;
+}
+
+static void column_stats_free(column_stats *c) {
+    free(c->max);
+    free(c->min);
+}
+
+static void column_stats_reset(column_stats c, int64_t cols) {
+    for (int64_t i = 0; i < cols; i++) {
+        c.max[i] = -INFINITY;
+        c.min[i] = INFINITY;
+    }
+}
+
+static void column_stats_add(column_stats c, const float *restrict v, int64_t cols) {
+    float *restrict mx = c.max, *restrict mn = c.min;
+    for (int64_t i = 0; i < cols; i++) {
+        mx[i] = (v[i] > mx[i]) | (v[i] != v[i]) ? v[i] : mx[i];
+        mn[i] = (v[i] < mn[i]) | (v[i] != v[i]) ? v[i] : mn[i];
+    }
+}
+
+static row_stats column_stat(column_stats c, int64_t i) {
+    row_stats s = {c.max[i], c.min[i], 0.0f, c.max[i] != c.max[i] || c.min[i] != c.min[i]};
+    s.absmax = fabsf(s.max) > fabsf(s.min) ? fabsf(s.max) : fabsf(s.min);
+    if (s.nan) s.max = s.min = s.absmax = NAN;
+    return s;
+}
+
+/*
+ * quant_mode "perchannel": rows come in batches of channel_rows (M, >= 1) rows; scale and
+ * offset are [batches, cols], from each column's statistics over its batch; smooth is
+ * NULL or float32 [M], one factor per row of a batch. Each thread owns a block of columns
+ * (a multiple of 64 wide, so int4 words never straddle two threads) and makes two passes
+ * over it per batch: the statistics, then y. Its statistics and row buffer stay in cache
+ * and no thread waits for another.
+ */
+static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
+    const int x_dtype = a->x_dtype, symmetric = a->symmetric;
+    const int64_t rows = a->rows, cols = a->cols, m = a->channel_rows, batches = rows / m;
+    const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
+    const int64_t x_stride = cols * in_elem_bytes(x_dtype), y_stride = out_row_bytes(fmt.kind, cols);
+    const int64_t blocks = (cols + 63) / 64;
+#pragma omp parallel num_threads(a->threads)
+    {
+        int64_t b0, b1;
+        this_threads_rows(blocks, &b0, &b1);
+        const int64_t c0 = b0 * 64, c1 = b1 * 64 < cols ? b1 * 64 : cols, n = c1 - c0;
+        float *buf = row_buffer(n);
+        column_stats stats = column_stats_alloc(n);
+        const char *xb = (const char *)a->x + c0 * in_elem_bytes(x_dtype);
+        char *yb = (char *)a->y + out_row_bytes(fmt.kind, c0);
+        for (int64_t b = 0; n > 0 && b < batches; b++) {
+            const char *xbatch = xb + b * m * x_stride;
+            float *scale = a->scale + b * cols + c0, *offset = a->offset ? a->offset + b * cols + c0 : NULL;
+            column_stats_reset(stats, n);
+            for (int64_t r = 0; r < m; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, n);
+                if (a->smooth)
+                    for (int64_t i = 0; i < n; i++) buf[i] = buf[i] * a->smooth[r];
+                column_stats_add(stats, buf, n);
+            }
+            for (int64_t i = 0; i < n; i++) {
+                float unused_offset;
+                dynamic_params(column_stat(stats, i), symmetric, a->dst_max, a->dst_span, &scale[i],
+                               offset ? &offset[i] : &unused_offset);
+            }
+            for (int64_t r = 0; r < m; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, n);
+                if (a->smooth)
+                    for (int64_t i = 0; i < n; i++) buf[i] = buf[i] * a->smooth[r];
+                /* the steps of dynamic_quant_row with a divisor and offset per column: int8
+                 * symmetric, the common case, in one loop; the rest through store_row, where
+                 * v / 1 + 0 changes no value */
+                void *y_row = yb + (b * m + r) * y_stride;
+                if (fmt.kind == QG_OUT_INT8 && !offset) {
+                    int8_t *d = (int8_t *)y_row;
+                    for (int64_t i = 0; i < n; i++)
+                        d[i] = (int8_t)saturate(scale[i] == 0.0f ? 0.0f : buf[i] / scale[i], (float)fmt.lo,
+                                                (float)fmt.hi);
+                    continue;
+                }
+                for (int64_t i = 0; i < n; i++)
+                    buf[i] = scale[i] == 0.0f ? 0.0f : (offset ? buf[i] / scale[i] + offset[i] : buf[i] / scale[i]);
+                store_row(y_row, fmt, buf, n, 1.0f, 0.0f);
+            }
+        }
+        column_stats_free(&stats);
+        free(buf);
+    }
+}
+
 /*
  * DynamicQuantV2. x: [rows, cols] contiguous; smooth: NULL or float32
  * [groups, cols]; group_ends: NULL (smooth row 0 for every row) or int64
- * cumulative row ends. per_tensor: one scale for the whole tensor.
+ * cumulative row ends. per_tensor: one scale for the whole tensor; per_channel: see
+ * dynamic_quant_per_channel.
  */
 void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
+    if (a->per_channel) {
+        dynamic_quant_per_channel(a);
+        return;
+    }
     const void *x = a->x;
     const int x_dtype = a->x_dtype, symmetric = a->symmetric, per_tensor = a->per_tensor, threads = a->threads;
     const int64_t rows = a->rows, cols = a->cols, groups = a->groups;

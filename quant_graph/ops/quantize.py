@@ -28,9 +28,10 @@ from .._registry import define
 # float8 aliases 291/292. div_mode=False: aclnnAscendQuantV3, which writes int8 (1, 12), int4 packed
 # in int32 (16) and the float8 formats by either code; it refuses uint8, and it reads int32 (3, 14)
 # as packed int4 where torch_npu's meta returns unpacked int32, so those are refused here too.
-DIV_CODES = (0, 1, 3, 12, 13, 14, 23, 24)
-MUL_CODES = (1, 12, 16, 23, 24, 291, 292)
-HIFLOAT8_CODE = 290
+# Both also take hifloat8 (290), stored as HiF8 bit patterns in uint8 (torch_npu's meta maps
+# 290 to torch.uint8 before its bits8 branch; op-plugin's eager path returns uint8 too).
+DIV_CODES = (0, 1, 3, 12, 13, 14, 23, 24, 290)
+MUL_CODES = (1, 12, 16, 23, 24, 290, 291, 292)
 INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DIV_SCALE_DTYPES = (torch.float32, torch.bfloat16)
 DIV_ZERO_POINT_DTYPES = (torch.int8, torch.uint8, torch.int32, torch.bfloat16)
@@ -71,9 +72,6 @@ def _named(code: int) -> str:
 
 def output_format(dtype: int, div_mode: bool) -> QuantDtype:
     """The format an int dtype code names, if ``div_mode``'s kernel writes it."""
-    if dtype == HIFLOAT8_CODE:
-        raise NotImplementedError("npu_quantize: dtype hifloat8 (290) is not implemented yet: quant_graph has no "
-                                  "float32 -> HiF8 conversion; use a float8 dtype (23/24) or int8")
     allowed = DIV_CODES if div_mode else MUL_CODES
     torch._check_value(dtype in allowed, lambda: (
         f"npu_quantize: with div_mode={div_mode} dtype must be one of {', '.join(map(_named, allowed))}; "
