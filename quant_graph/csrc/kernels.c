@@ -217,7 +217,6 @@ static row_stats stats_of(const float *restrict v, int64_t n) {
     }
     if (n == 0) s.max = s.min = 0.0f;
     s.absmax = fabsf(s.max) > fabsf(s.min) ? fabsf(s.max) : fabsf(s.min);
-    if (s.nan) s.max = s.min = s.absmax = NAN;
     return s;
 }
 
@@ -337,7 +336,6 @@ static void column_stats_add(column_stats c, const float *restrict v, int64_t co
 static row_stats column_stat(column_stats c, int64_t i) {
     row_stats s = {c.max[i], c.min[i], 0.0f, c.max[i] != c.max[i] || c.min[i] != c.min[i]};
     s.absmax = fabsf(s.max) > fabsf(s.min) ? fabsf(s.max) : fabsf(s.min);
-    if (s.nan) s.max = s.min = s.absmax = NAN;
     return s;
 }
 
