@@ -14,6 +14,11 @@ op sets) is read from ``OPS``. Per operator the registry holds:
   grad, so nothing pretends to be differentiable;
 * its public function (torch_npu's name and signature) and the op module's name, which is
   also the name of its converter module under ``quant_graph/converters/``.
+
+Where torch_npu is not in the process (``_host``), every op is defined a second time as
+``npu::<name>`` with the same schema (torch_npu's, verbatim) and the same kernels, so
+``torch.ops.npu.<name>`` and ``torch.ops.quant_graph.<name>`` are one operator under two
+names.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _host
+
 LIB = torch.library.Library("quant_graph", "DEF")
+# FRAGMENT: the namespace is torch_npu's; quant_graph only fills it where torch_npu is absent
+NPU_LIB = torch.library.Library("npu", "FRAGMENT") if _host.defines_npu_namespace() else None
+LIBS = {"quant_graph": LIB} | ({"npu": NPU_LIB} if NPU_LIB is not None else {})
 
 
 @dataclass
@@ -41,16 +51,22 @@ class QuantOp:
         """``torch.ops.quant_graph.<name>.default``: what FX graphs and converters name."""
         return getattr(torch.ops.quant_graph, self.name).default
 
+    def overloads(self) -> dict[str, torch._ops.OpOverload]:
+        """The op's overload in each namespace quant_graph defines it in."""
+        return {ns: getattr(getattr(torch.ops, ns), self.name).default for ns in LIBS}
+
     def public_function(self, fn: Callable) -> Callable:
         self.public = fn
         return fn
 
     def fake(self, fn: Callable) -> Callable:
-        torch.library.register_fake(f"quant_graph::{self.name}", lib=LIB)(fn)
+        for ns, lib in LIBS.items():
+            torch.library.register_fake(f"{ns}::{self.name}", lib=lib)(fn)
         return fn
 
     def portable(self, fn: Callable) -> Callable:
-        torch.library.impl(LIB, self.name, "CompositeExplicitAutograd")(fn)
+        for lib in LIBS.values():
+            torch.library.impl(lib, self.name, "CompositeExplicitAutograd")(fn)
         return fn
 
     def cpu(self, fn: Callable) -> Callable:
@@ -67,21 +83,22 @@ def define(name: str, schema: str, *, ge_types: tuple[str, ...], module: str) ->
     module's ``__name__``."""
     if name in OPS:
         raise RuntimeError(f"quant_graph: operator {name} is defined twice")
-    LIB.define(name + schema)
     op = QuantOp(name, tuple(ge_types), module.rpartition(".")[2])
+    for ns, lib in LIBS.items():
+        lib.define(name + schema)
+        torch.library.impl(lib, name, "Autograd")(_below_autograd(ns, name))
     torch.library.impl(LIB, name, "PrivateUse1")(_torch_npu_kernel(name))
-    torch.library.impl(LIB, name, "Autograd")(_below_autograd(op))
     OPS[name] = op
     return op
 
 
-def _below_autograd(op: QuantOp) -> Callable:
+def _below_autograd(namespace: str, name: str) -> Callable:
     """The Autograd kernel of a non-differentiable op: PyTorch's documented pattern
     (AutoDispatchBelowAutograd, then the op again), which opcheck checks for."""
 
     def autograd_kernel(*args, **kwargs):
         with torch._C._AutoDispatchBelowAutograd():
-            return op.overload(*args, **kwargs)
+            return getattr(getattr(torch.ops, namespace), name).default(*args, **kwargs)
 
     return autograd_kernel
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from . import _kernel_cache, _numerics
-from ._registry import OPS
+from ._registry import LIBS, OPS
 
 SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
 
@@ -184,31 +184,30 @@ def _load(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
     return lib, ""
 
 
-_cpu_registrations: torch.library.Library | None = None
+_cpu_registrations: list[torch.library.Library] = []
 
 
 def enable() -> bool:
-    """Register every op's C-kernel implementation on the CPU key (if the library loads);
-    returns whether the C kernels serve CPU tensors now."""
-    global _cpu_registrations
-    if _cpu_registrations is None and library() is not None:
-        _cpu_registrations = torch.library.Library("quant_graph", "IMPL")
-        for op in OPS.values():
-            if op.cpu_kernel is not None:
-                _cpu_registrations.impl(op.name, op.cpu_kernel, "CPU")
-    return _cpu_registrations is not None
+    """Register every op's C-kernel implementation on the CPU key, in each namespace the op
+    is defined in (if the library loads); returns whether the C kernels serve CPU tensors now."""
+    if not _cpu_registrations and library() is not None:
+        for namespace in LIBS:
+            registrations = torch.library.Library(namespace, "IMPL")
+            for op in OPS.values():
+                if op.cpu_kernel is not None:
+                    registrations.impl(op.name, op.cpu_kernel, "CPU")
+            _cpu_registrations.append(registrations)
+    return enabled()
 
 
 def disable() -> None:
     """Remove the CPU registrations: CPU tensors take the portable torch kernels."""
-    global _cpu_registrations
-    if _cpu_registrations is not None:
-        _cpu_registrations._destroy()
-        _cpu_registrations = None
+    while _cpu_registrations:
+        _cpu_registrations.pop()._destroy()
 
 
 def enabled() -> bool:
-    return _cpu_registrations is not None
+    return bool(_cpu_registrations)
 
 
 @contextlib.contextmanager

@@ -13,10 +13,10 @@ Importing this package imports no TorchAir: only ``load_torchair`` and
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 import warnings
 
+from .. import _host
 from .._registry import OPS
 from ._offline import import_offline, is_offline_torchair
 
@@ -68,13 +68,13 @@ def load_torchair(*, offline: bool | None = None):
 
 
 def register_on_ascend_host() -> None:
-    """At ``import quant_graph``, where torch_npu (and so TorchAir) imports, register the GE
-    converters. Offline GE mode is never entered here, and a host where torch_npu is missing
-    or cannot load is left alone; a converter that fails to register is reported loudly."""
-    if "torchair" not in sys.modules:
-        if importlib.util.find_spec("torch_npu") is None or _import_real_torchair() is None:
-            return
+    """At ``import quant_graph``, where torch_npu is loaded (``_host``), register the GE
+    converters with its TorchAir. Offline GE mode is never entered here, and a host where
+    torch_npu is missing or cannot load is left alone; a converter that fails to register
+    is reported loudly."""
+    if _host.TORCH_NPU != "loaded" or _import_real_torchair() is None:
+        return
     try:
-        load_torchair()
+        load_torchair(offline=False)
     except RuntimeError as err:
         warnings.warn(str(err), RuntimeWarning, stacklevel=2)

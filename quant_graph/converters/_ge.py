@@ -1,12 +1,36 @@
-"""What the converters share: output formats as GE DataType, and int4 outputs as packed int32."""
+"""What the converters share: their registration, output formats as GE DataType, and int4
+outputs as packed int32."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 from torchair.ge import DataType
 from torchair.ge._ge_graph import _ge_dtype_to_ge_proto_dtype
 
+from .. import _host
 from .._dtypes import QuantDtype
+from .._registry import OPS
+
+
+def converter(op_name: str, *, replaces_torchairs: bool = False) -> Callable:
+    """Register the decorated function as the GE converter of ``op_name`` in every namespace
+    quant_graph defines it in (``quant_graph``, and ``npu`` where torch_npu is absent). With
+    ``replaces_torchairs``, also for torch_npu's own ``torch.ops.npu.<op>`` on an Ascend host,
+    in place of TorchAir's converter (which the decorated module says is wrong)."""
+
+    def register(fn: Callable) -> Callable:
+        overloads = list(OPS[op_name].overloads().values())
+        if replaces_torchairs and _host.TORCH_NPU == "loaded":
+            overloads.append(getattr(torch.ops.npu, op_name).default)
+        for overload in overloads:
+            register_fx_node_ge_converter(overload)(fn)
+        return fn
+
+    return register
 
 
 def ge_dtype(qd: QuantDtype) -> int:

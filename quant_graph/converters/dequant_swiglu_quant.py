@@ -3,14 +3,12 @@ sets (its ``ge_converter/custom/npu_dequant_swiglu_quant.py``)."""
 
 from __future__ import annotations
 
-import torch
-from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 from torchair.ge import DataType
 
 from .._dtypes import INT8
 from ..ops.dequant_swiglu_quant import ROUND_MODES
-from ._ge import ge_dtype, set_output_dtype
+from ._ge import converter, ge_dtype, set_output_dtype
 
 QUANT_MODE_ATTR = {0: "static", 1: "dynamic"}
 
@@ -21,7 +19,7 @@ def _as_float32(t):
     return t if t is None or t.dtype == DataType.DT_FLOAT else ge.Cast(t, dst_type=DataType.DT_FLOAT)
 
 
-@register_fx_node_ge_converter(torch.ops.quant_graph.npu_dequant_swiglu_quant.default)
+@converter("npu_dequant_swiglu_quant")
 def convert_npu_dequant_swiglu_quant(x, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
                                      quant_offset=None, group_index=None, activate_left=False, quant_mode=0,
                                      dst_type=None, round_mode=None, activate_dim=None, swiglu_mode=0,

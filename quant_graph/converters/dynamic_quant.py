@@ -6,12 +6,10 @@ docs/contracts.md gives the reasoning."""
 
 from __future__ import annotations
 
-import torch
-from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 
 from .._dtypes import INT4, quant_dtype, resolve_code
-from ._ge import as_packed_int32, ge_dtype, set_output_dtype
+from ._ge import as_packed_int32, converter, ge_dtype, set_output_dtype
 
 
 def lowers_to_v1(symmetric: bool, quant_mode: str, dst_type_max: float) -> bool:
@@ -31,14 +29,14 @@ def _lower(op, x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max
     return (as_packed_int32(y, x.rank) if qd is INT4 else y), scale, offset
 
 
-@register_fx_node_ge_converter(torch.ops.quant_graph.npu_dynamic_quant_asymmetric.default)
+@converter("npu_dynamic_quant_asymmetric")
 def convert_npu_dynamic_quant_asymmetric(input, smooth_scales=None, group_index=None, dst_type=None,
                                          quant_mode="pertoken", dst_type_max=0.0, meta_outputs=None):
     return _lower("npu_dynamic_quant_asymmetric", input, smooth_scales, group_index, dst_type, quant_mode,
                   dst_type_max, symmetric=False)
 
 
-@register_fx_node_ge_converter(torch.ops.quant_graph.npu_dynamic_quant.default)
+@converter("npu_dynamic_quant")
 def convert_npu_dynamic_quant(input, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken",
                               dst_type_max=0.0, meta_outputs=None):
     y, scale, _ = _lower("npu_dynamic_quant", input, smooth_scales, group_index, dst_type, quant_mode,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-from torchair import register_fx_node_ge_converter
 from torchair._ge_concrete_graph import ge_apis as ge
 
 from .._dtypes import FLOAT8_E4M3FN, FLOAT8_E5M2, HIFLOAT8, INT4, INT8, INT32, UINT8, quant_dtype, resolve_code
-from ._ge import as_packed_int32, ge_dtype, set_output_dtype
+from ._ge import as_packed_int32, converter, ge_dtype, set_output_dtype
 
 # Quantize's required string attr names the output format as TorchAir writes it
 # (ge_type_to_torch_str in its quantized.py): the quantized dtype's name for integers, whichever
@@ -17,7 +15,7 @@ QUANTIZE_DTYPE_ATTR = {INT8: "torch.qint8", UINT8: "torch.quint8", INT32: "torch
                        HIFLOAT8: "torch.hifloat8"}
 
 
-@register_fx_node_ge_converter(torch.ops.quant_graph.npu_quantize.default)
+@converter("npu_quantize")
 def convert_npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True, meta_outputs=None):
     qd = quant_dtype(resolve_code("npu_quantize", "dtype", dtype))
     if not div_mode:

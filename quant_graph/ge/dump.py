@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .._registry import fused_ge_types, ge_types_by_op
+from .._registry import OPS, fused_ge_types, ge_types_by_op
 from ..converters.ge_graph import DUMP_PREFIX, ge_dtype_names, ge_input_names, npu_backend, read_graphs
 from .render import write_dot
 from .summary import GeNode, GraphIndex, format_summary
@@ -43,7 +43,7 @@ class GeDump:
         missing = []
         for op, count in sorted(self.fx_quant_ops.items()):
             for _ in range(count):
-                ge_type = next((t for t in expected[op] if fused[t] > 0), None)
+                ge_type = next((t for t in expected[op.rpartition(".")[2]] if fused[t] > 0), None)
                 if ge_type is None:
                     missing.append(op)
                 else:
@@ -69,13 +69,23 @@ class GeDump:
         return [f for path, graph in zip(self.pbtxt_paths, self.graphs, strict=True) for f in write_dot(path, graph)]
 
 
+def captured_name(target) -> str | None:
+    """How a summary names a quant op an FX node calls: ``npu_group_quant`` in the quant_graph
+    namespace, ``torch.ops.npu.npu_group_quant`` in torch_npu's; None for anything else."""
+    namespace, _, rest = str(target).partition(".")
+    name = rest.partition(".")[0]
+    if name not in OPS or namespace not in ("quant_graph", "npu"):
+        return None
+    return name if namespace == "quant_graph" else f"torch.ops.npu.{name}"
+
+
 def _recording_quant_ops(backend_fn, counter: Counter):
-    """Wrap a backend to count the quant_graph ops in each graph Dynamo hands it."""
+    """Wrap a backend to count the quant ops (either namespace) in each graph Dynamo hands it."""
     def compile_graph(gm, example_inputs):
         for node in gm.graph.nodes:
-            target = str(node.target) if node.op == "call_function" else ""
-            if target.startswith("quant_graph."):
-                counter[target.split(".")[1]] += 1
+            name = captured_name(node.target) if node.op == "call_function" else None
+            if name is not None:
+                counter[name] += 1
         return backend_fn(gm, example_inputs)
 
     return compile_graph
