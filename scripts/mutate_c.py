@@ -37,8 +37,11 @@ MUTANTS = [
     ("asymmetric offset from the min", "*offset = dst_max - s.max / *scale;", "*offset = dst_max - s.min / *scale;"),
     ("symmetric scale over DST_MAX + 1", "*scale = s.absmax / dst_max;", "*scale = s.absmax / (dst_max + 1.0f);"),
     ("zero-scale rows not zeroed", "    if (scale == 0.0f)\n        memset", "    if (0)\n        memset"),
-    ("perchannel column max ignores NaN", "mx[i] = (v[i] > mx[i]) | (v[i] != v[i]) ? v[i] : mx[i];",
-     "mx[i] = (v[i] > mx[i]) ? v[i] : mx[i];"),
+    # both lines: either alone still carries a NaN into the column's statistics
+    ("perchannel column statistics ignore NaN",
+     "mx[i] = (v[i] > mx[i]) | (v[i] != v[i]) ? v[i] : mx[i];\n"
+     "        mn[i] = (v[i] < mn[i]) | (v[i] != v[i]) ? v[i] : mn[i];",
+     "mx[i] = (v[i] > mx[i]) ? v[i] : mx[i];\n        mn[i] = (v[i] < mn[i]) ? v[i] : mn[i];"),
     ("clamped swiglu: gate not clamped", "    gate = gate > limit ? limit : gate;\n", ""),
     ("clamped swiglu: linear lower clamp dropped", "    linear = linear < -limit ? -limit : linear;\n", ""),
     ("clamped swiglu: glu_bias dropped", "* (linear + bias);", "* linear;"),

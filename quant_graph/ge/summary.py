@@ -160,7 +160,8 @@ def format_summary(index: GraphIndex, title: str = "GE graph") -> str:
     for node in fused:
         lines.append(f"  {node.type} ({node.name})")
         lines.append("    inputs:  " + ", ".join(_fmt_tensor(t) for t in node.inputs))
-        lines.append("    attrs:   " + ", ".join(_fmt_attr(k, v, index.ge_dtype_names) for k, v in node.attrs.items()))
+        lines.append("    attrs:   " + (", ".join(_fmt_attr(k, v, index.ge_dtype_names) for k, v in node.attrs.items())
+                                   or "(none set: every attr at its REG_OP default)"))
         lines.append("    outputs: " + ", ".join(_fmt_tensor(t) for t in node.outputs))
     if others:
         lines.append("  other nodes: " + ", ".join(f"{t} x{n}" for t, n in sorted(others.items())))
