@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+# What a dtype argument of a public function takes: a torch dtype, torch_npu's int code, or None.
+DtypeArg = torch.dtype | int | None
+
 
 @dataclass(frozen=True)
 class QuantDtype:

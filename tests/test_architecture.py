@@ -163,3 +163,16 @@ def test_a_converter_that_fails_to_register_is_named(monkeypatch):
     monkeypatch.setitem(OPS, "npu_imaginary", QuantOp("npu_imaginary", ("Imaginary",), "imaginary"))
     with pytest.raises(RuntimeError, match=r"GE converter of npu_imaginary .*converters/imaginary\.py"):
         converters.load_torchair(offline=True)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_public_functions_are_typed_and_documented(name):
+    import inspect
+
+    fn = getattr(qg, name)
+    signature = inspect.signature(fn)
+    assert signature.return_annotation is not inspect.Signature.empty
+    assert all(p.annotation is not inspect.Parameter.empty for p in signature.parameters.values()), name
+    doc = inspect.getdoc(fn)
+    assert f"torch_npu.{name}" in doc and "Args:" in doc and "Returns:" in doc
+    assert all(f"    {p}:" in doc for p in signature.parameters), name

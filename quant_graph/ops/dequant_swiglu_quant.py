@@ -34,11 +34,12 @@ import math
 from collections import namedtuple
 
 import torch
+from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
 from .._checks import check_devices
-from .._dtypes import INT8, TORCH_NPU_CODES, resolve_code
+from .._dtypes import INT8, TORCH_NPU_CODES, DtypeArg, resolve_code
 from .._group_index import ends_from_counts, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
@@ -72,10 +73,13 @@ Glu = namedtuple("Glu", "mode activate_left clamp_limit alpha bias")
 
 
 @OP.public_function
-def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
-                             quant_offset=None, group_index=None, activate_left=False, quant_mode=0, dst_type=None,
-                             round_mode=None, activate_dim=None, swiglu_mode=0, clamp_limit=None, glu_alpha=None,
-                             glu_bias=None):
+def npu_dequant_swiglu_quant(x: Tensor, *, weight_scale: Tensor | None = None, activation_scale: Tensor | None = None,
+                             bias: Tensor | None = None, quant_scale: Tensor | None = None,
+                             quant_offset: Tensor | None = None, group_index: Tensor | None = None,
+                             activate_left: bool = False, quant_mode: int = 0, dst_type: DtypeArg = None,
+                             round_mode: int | None = None, activate_dim: int | None = None, swiglu_mode: int = 0,
+                             clamp_limit: float | None = None, glu_alpha: float | None = None,
+                             glu_bias: float | None = None) -> tuple[Tensor, Tensor]:
     """Dequant + SwiGLU + quant (torch_npu.npu_dequant_swiglu_quant).
 
     Args:
@@ -100,8 +104,11 @@ def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bia
         activate_dim: the dim split in two (default the last). Another dim is Ascend950
             behaviour: static quant, one-element quant_scale/quant_offset, no group_index.
         swiglu_mode: 0 standard, 1 interleaved GPT-OSS, 2 halves with GPT-OSS arithmetic.
-        clamp_limit, glu_alpha, glu_bias: modes 1 and 2's clamp (finite, > 0), swish
-            coefficient and linear-part bias (finite).
+        clamp_limit: modes 1 and 2: the gate's upper bound and the linear part's bound
+            (finite, > 0; default 7.0).
+        glu_alpha: modes 1 and 2: the swish coefficient, gate * sigmoid(glu_alpha * gate)
+            (finite; default 1.702).
+        glu_bias: modes 1 and 2: added to the linear part (finite; default 1.0).
 
     Returns:
         ``(y, scale)``: y int8, x's shape with the split dim halved; scale float32, y's shape

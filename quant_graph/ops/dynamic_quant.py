@@ -17,11 +17,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
 from .._checks import check_devices
-from .._dtypes import HIFLOAT8, INT4, QuantDtype, quant_dtype, resolve_code
+from .._dtypes import HIFLOAT8, INT4, DtypeArg, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
@@ -70,34 +71,35 @@ def _dtype_code(op: str, dst_type):
     return dst_type
 
 
+# The arguments both public functions share, documented once.
+_ARGS_DOC = """Args:
+    input: float16/bfloat16 tensor of rank >= 2; each slice along the last dim is a token.
+        Also accepted as ``x=`` (the name in torch_npu's older documents).
+    x: the same tensor, by its older name; pass exactly one of input and x.
+    smooth_scales: optional smooth-quant factors, same dtype as input: ``[H]``, or ``[E, H]``
+        (one row per expert) together with ``group_index``; with quant_mode="perchannel"
+        ``[M]``, one factor per token (M = dim -2).
+    group_index: optional int32 ``[E]`` cumulative row ends over the flattened rows
+        (MoE): rows ``[group_index[i-1], group_index[i])`` use ``smooth_scales[i]``;
+        per-token quant only.
+    dst_type: a torch.dtype or torch_npu's int code for it: None or torch.int8 (1),
+        torch.quint4x2 (16; int4 packed 8 per int32), torch.float8_e4m3fn (24 or 292),
+        torch.float8_e5m2 (23 or 291), torch_npu.hifloat8 (290; HiF8 bits in uint8).
+    quant_mode: "pertoken" (scale per row), "pertensor" (one scale, shape ``(1,)``) or
+        "perchannel" (per column over the tokens of each ``[M, H]`` slice, shape
+        ``input.shape[:-2] + (H,)``).
+    dst_type_max: hifloat8 only: a non-zero value in (0, 32768] replaces DST_MAX (and
+        -DST_MAX DST_MIN) in the scale formula. None, the default, means torch_npu's 0.0:
+        torch.compile traces a float default as a symbolic input and restarts its
+        analysis, compiling the frame twice.
+"""
+
+
 @ASYMMETRIC.public_function
-def npu_dynamic_quant_asymmetric(input=None, *, x=None, smooth_scales=None, group_index=None, dst_type=None,
-                                 quant_mode="pertoken", dst_type_max=None):
-    """Dynamic asymmetric quantization (torch_npu.npu_dynamic_quant_asymmetric).
-
-    Args:
-        input: float16/bfloat16 tensor of rank >= 2; each slice along the last dim is a token.
-            Also accepted as ``x=`` (the name in torch_npu's older documents).
-        smooth_scales: optional smooth-quant factors, same dtype as input: ``[H]``, or ``[E, H]``
-            (one row per expert) together with ``group_index``.
-        group_index: optional int32 ``[E]`` cumulative row ends over the flattened rows
-            (MoE): rows ``[group_index[i-1], group_index[i])`` use ``smooth_scales[i]``.
-            With quant_mode="perchannel": ``[M]``, one factor per token (M = dim -2).
-        dst_type: a torch.dtype or torch_npu's int code for it: None or torch.int8 (1),
-            torch.quint4x2 (16; int4 packed 8 per int32), torch.float8_e4m3fn (24 or 292),
-            torch.float8_e5m2 (23 or 291), torch_npu.hifloat8 (290; HiF8 bits in uint8).
-        quant_mode: "pertoken" (scale per row), "pertensor" (one scale, shape ``(1,)``) or
-            "perchannel" (per column over the tokens of each ``[M, H]`` slice, shape
-            ``input.shape[:-2] + (H,)``).
-        dst_type_max: hifloat8 only: a non-zero value in (0, 32768] replaces DST_MAX (and
-            -DST_MAX DST_MIN) in the scale formula. None, the default, means torch_npu's 0.0:
-            torch.compile traces a float default as a symbolic input and restarts its
-            analysis, compiling the frame twice.
-
-    Returns:
-        ``(y, scale, offset)``: y shaped like input in dst_type's storage (int32
-        ``[..., H // 8]`` for int4); scale and offset float32.
-    """
+def npu_dynamic_quant_asymmetric(input: Tensor | None = None, *, x: Tensor | None = None,
+                                 smooth_scales: Tensor | None = None, group_index: Tensor | None = None,
+                                 dst_type: DtypeArg = None, quant_mode: str = "pertoken",
+                                 dst_type_max: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
     op = "npu_dynamic_quant_asymmetric"
     return torch.ops.quant_graph.npu_dynamic_quant_asymmetric(
         _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
@@ -105,22 +107,36 @@ def npu_dynamic_quant_asymmetric(input=None, *, x=None, smooth_scales=None, grou
         dst_type_max=_dst_type_max(op, dst_type_max))
 
 
+npu_dynamic_quant_asymmetric.__doc__ = f"""Dynamic asymmetric quantization (torch_npu.npu_dynamic_quant_asymmetric):
+scale = (max - min) / (DST_MAX - DST_MIN), offset = DST_MAX - max / scale, y = round(x / scale + offset).
+
+{_ARGS_DOC}
+Returns:
+    ``(y, scale, offset)``: y shaped like input in dst_type's storage (int32
+    ``[..., H // 8]`` for int4); scale and offset float32.
+"""
+
+
 @SYMMETRIC.public_function
-def npu_dynamic_quant(input=None, *, x=None, smooth_scales=None, group_index=None, dst_type=None,
-                      quant_mode="pertoken", dst_type_max=None):
-    """Dynamic symmetric quantization (torch_npu.npu_dynamic_quant).
-
-    Arguments as ``npu_dynamic_quant_asymmetric``; scale = max|x| / DST_MAX (the format's
-    largest finite value, or dst_type_max).
-
-    Returns:
-        ``(y, scale)``.
-    """
+def npu_dynamic_quant(input: Tensor | None = None, *, x: Tensor | None = None,
+                      smooth_scales: Tensor | None = None, group_index: Tensor | None = None,
+                      dst_type: DtypeArg = None, quant_mode: str = "pertoken",
+                      dst_type_max: float | None = None) -> tuple[Tensor, Tensor]:
     op = "npu_dynamic_quant"
     return torch.ops.quant_graph.npu_dynamic_quant(
         _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
         dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
         dst_type_max=_dst_type_max(op, dst_type_max))
+
+
+npu_dynamic_quant.__doc__ = f"""Dynamic symmetric quantization (torch_npu.npu_dynamic_quant):
+scale = max|x| / DST_MAX (the format's largest finite value, or dst_type_max), y = round(x / scale).
+
+{_ARGS_DOC}
+Returns:
+    ``(y, scale)``: y shaped like input in dst_type's storage (int32 ``[..., H // 8]`` for
+    int4); scale float32.
+"""
 
 
 def check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric: bool) -> QuantDtype:
@@ -233,8 +249,8 @@ class _Job:
     ``batches`` slices of ``tokens`` rows each."""
 
     x2d: torch.Tensor
-    smooth: torch.Tensor | None
-    ends: torch.Tensor | None
+    smooth: Tensor | None
+    ends: Tensor | None
     qd: QuantDtype  # the format y is written in
     formula: QuantDtype  # whose DST_MAX and DST_MAX - DST_MIN the scale formula takes
     symmetric: bool
@@ -243,7 +259,7 @@ class _Job:
     tokens: int
     y2d: torch.Tensor
     scale: torch.Tensor
-    offset: torch.Tensor | None
+    offset: Tensor | None
 
     def params(self, row_max, row_min):
         return dynamic_params(row_max, row_min, symmetric=self.symmetric, qd=self.formula)

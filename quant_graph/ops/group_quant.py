@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from .. import _numerics, native
 from .._checks import check_devices
-from .._dtypes import INT4, QuantDtype, quant_dtype, resolve_code
+from .._dtypes import INT4, DtypeArg, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends
 from .._registry import define
 
@@ -22,7 +23,8 @@ OP = define("npu_group_quant", "(Tensor x, Tensor scale, Tensor group_index, *, 
 
 
 @OP.public_function
-def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
+def npu_group_quant(x: Tensor, scale: Tensor, group_index: Tensor, *, offset: Tensor | None = None,
+                    dst_dtype: DtypeArg = None) -> Tensor:
     """Group quantization (torch_npu.npu_group_quant).
 
     Args:
@@ -32,6 +34,9 @@ def npu_group_quant(x, scale, group_index, *, offset=None, dst_dtype=None):
         offset: optional one-element tensor of scale's dtype, added before rounding.
         dst_dtype: None, torch.int8 or torch.qint8 (int8 out), or torch.quint4x2 (int32 out,
             8 values per element; H divisible by 8); or torch_npu's int code of one (1, 12, 16).
+
+    Returns:
+        y: int8 ``[S, H]``, or int32 ``[S, H // 8]`` for int4.
     """
     # Decoded here: torch's dispatcher would turn an int into some ScalarType unchecked (or crash).
     dst = resolve_code("npu_group_quant", "dst_dtype", dst_dtype)

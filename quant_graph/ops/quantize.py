@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import sym_or
 
 from .. import _numerics, native
 from .._checks import check_devices, check_same_shape
-from .._dtypes import INT4, TORCH_NPU_CODES, QuantDtype, quant_dtype, resolve_code, torch_npu_code
+from .._dtypes import INT4, TORCH_NPU_CODES, DtypeArg, QuantDtype, quant_dtype, resolve_code, torch_npu_code
 from .._registry import define
 
 # The output formats each mode takes, as torch_npu's int dtype codes, where op-plugin
@@ -41,7 +42,8 @@ OP = define("npu_quantize", "(Tensor self, Tensor scales, Tensor? zero_points, i
 
 
 @OP.public_function
-def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
+def npu_quantize(input: Tensor, scales: Tensor, zero_points: Tensor | None, dtype: DtypeArg, axis: int = 1,
+                 div_mode: bool = True) -> Tensor:
     """Quantize ``input`` with given scales and zero points (torch_npu.npu_quantize).
 
     The first argument is ``input``, as in torch_npu's Python API (its schema says ``self``,
@@ -61,6 +63,11 @@ def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
         axis: div_mode=True: the channel dim. div_mode=False: -2 makes the second-to-last dim
             element-wise, anything else in [-2, input.dim()) the last.
         div_mode: which of the two formulas.
+
+    Returns:
+        y shaped like input: int8, uint8 or int32 for the integer dtypes; the float8 dtype
+        itself; uint8 holding HiF8 bit patterns for hifloat8 (290); int32
+        ``[..., last // 8]`` for int4 (torch.quint4x2, 8 values per element).
     """
     code = torch_npu_code("npu_quantize", "dtype", dtype)
     return torch.ops.quant_graph.npu_quantize(input, scales, zero_points, code, axis, div_mode)
