@@ -53,6 +53,9 @@ CASES = [
      ValueError, ["group_index", ">= 0"]),
     ("group_index end", (X,), {"smooth_scales": SMOOTH2, "group_index": torch.tensor([3, 5], dtype=torch.int32)},
      ValueError, ["group_index", "S=6"]),
+    # one expert: the end is still checked (a one-element group_index is no exception)
+    ("group_index one expert's end", (X,), {"smooth_scales": SMOOTH2[:1], "group_index": torch.tensor(
+        [5], dtype=torch.int32)}, ValueError, ["group_index", "S=6", "got 5"]),
 ]
 
 

@@ -69,6 +69,8 @@ GROUP_QUANT_CASES = [
      ["group_index", ">= 0"]),
     ("group_index end", (X, torch.ones(2, 16), torch.tensor([1, 3], dtype=torch.int32)), {}, ValueError,
      ["group_index", "S=4"]),
+    ("group_index one group's end", (X, torch.ones(1, 16), torch.tensor([3], dtype=torch.int32)), {}, ValueError,
+     ["group_index", "S=4", "got 3"]),
 ]
 
 XI = torch.randint(-5, 5, (6, 128), dtype=torch.int32, generator=seeded(69))
