@@ -29,6 +29,7 @@ group_index), on the portable torch path on every device, so shapes always match
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections import namedtuple
@@ -410,8 +411,10 @@ def _split_dim_static(x, dim, *, int_bias, float_bias, weights, act, quant_scale
         y4[chunk] = quantized(v, INT8)
 
 
-def _eager(compute, x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index, activate_left,
-           quant_mode, dst_type, round_mode, activate_dim, swiglu_mode, clamp_limit, glu_alpha, glu_bias):
+def _eager(compute, x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
+           group_index=None, activate_left=False, quant_mode=0, dst_type=None, round_mode=None, activate_dim=None,
+           swiglu_mode=0, clamp_limit=7.0, glu_alpha=1.702, glu_bias=1.0):
+    """The eager kernel on either path: ``compute`` is ``_portable`` or ``_native``."""
     dim = check_args(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index, quant_mode,
                      dst_type, round_mode, activate_dim, swiglu_mode, clamp_limit, glu_alpha, glu_bias)
     width = x.shape[-1]
@@ -442,19 +445,5 @@ def _eager(compute, x, weight_scale, activation_scale, bias, quant_scale, quant_
     return y, scale
 
 
-@OP.portable
-def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
-      group_index=None, activate_left=False, quant_mode=0, dst_type=None, round_mode=None, activate_dim=None,
-      swiglu_mode=0, clamp_limit=7.0, glu_alpha=1.702, glu_bias=1.0):
-    return _eager(_portable, x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
-                  activate_left, quant_mode, dst_type, round_mode, activate_dim, swiglu_mode, clamp_limit, glu_alpha,
-                  glu_bias)
-
-
-@OP.cpu
-def _(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None, quant_offset=None,
-      group_index=None, activate_left=False, quant_mode=0, dst_type=None, round_mode=None, activate_dim=None,
-      swiglu_mode=0, clamp_limit=7.0, glu_alpha=1.702, glu_bias=1.0):
-    return _eager(_native, x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
-                  activate_left, quant_mode, dst_type, round_mode, activate_dim, swiglu_mode, clamp_limit, glu_alpha,
-                  glu_bias)
+OP.portable(functools.partial(_eager, _portable))
+OP.cpu(functools.partial(_eager, _native))

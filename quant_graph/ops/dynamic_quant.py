@@ -13,6 +13,7 @@ asymmetric ``scale = (max - min) / (DST_MAX - DST_MIN)``, ``offset = DST_MAX - m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -348,8 +349,11 @@ def _native(job: _Job) -> None:
         offset=job.offset)
 
 
-def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, *, symmetric):
+def _eager(compute, input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken",
+           dst_type_max=0.0, symmetric):
+    """Both ops' eager kernel on either path: ``compute`` is ``_portable`` or ``_native``."""
     op = "npu_dynamic_quant" if symmetric else "npu_dynamic_quant_asymmetric"
+    x = input
     qd = check_args(x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=symmetric)
     cols = x.shape[-1]
     rows = math.prod(x.shape[:-1])
@@ -369,21 +373,7 @@ def _eager(compute, x, smooth_scales, group_index, dst_type, quant_mode, dst_typ
     return (y, scale) if symmetric else (y, scale, offset)
 
 
-@ASYMMETRIC.portable
-def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
-    return _eager(_portable, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=False)
-
-
-@SYMMETRIC.portable
-def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
-    return _eager(_portable, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=True)
-
-
-@ASYMMETRIC.cpu
-def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
-    return _eager(_native, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=False)
-
-
-@SYMMETRIC.cpu
-def _(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken", dst_type_max=0.0):
-    return _eager(_native, input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=True)
+ASYMMETRIC.portable(functools.partial(_eager, _portable, symmetric=False))
+SYMMETRIC.portable(functools.partial(_eager, _portable, symmetric=True))
+ASYMMETRIC.cpu(functools.partial(_eager, _native, symmetric=False))
+SYMMETRIC.cpu(functools.partial(_eager, _native, symmetric=True))

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -91,7 +93,8 @@ def _(x, scale, group_index, *, offset=None, dst_dtype=None):
     return x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
 
 
-def _eager(affine_quant, x, scale, group_index, offset, dst_dtype):
+def _eager(affine_quant, x, scale, group_index, *, offset=None, dst_dtype=None):
+    """The eager kernel on either path: ``affine_quant`` is the portable or the C one."""
     qd = check_args(x, scale, group_index, offset, dst_dtype)
     check_ends("npu_group_quant", group_index, x.shape[0])
     y = x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
@@ -101,11 +104,5 @@ def _eager(affine_quant, x, scale, group_index, offset, dst_dtype):
     return y
 
 
-@OP.portable
-def _(x, scale, group_index, *, offset=None, dst_dtype=None):
-    return _eager(_numerics.affine_quant, x, scale, group_index, offset, dst_dtype)
-
-
-@OP.cpu
-def _(x, scale, group_index, *, offset=None, dst_dtype=None):
-    return _eager(native.affine_quant, x, scale, group_index, offset, dst_dtype)
+OP.portable(functools.partial(_eager, _numerics.affine_quant))
+OP.cpu(functools.partial(_eager, native.affine_quant))

@@ -12,6 +12,7 @@ Lowers to ``Quantize`` (div_mode=True) or ``AscendQuantV2`` (div_mode=False).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -172,7 +173,8 @@ def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
     return input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
 
 
-def _eager(affine_quant, input, scales, zero_points, dtype, axis, div_mode):
+def _eager(affine_quant, input, scales, zero_points, dtype, axis=1, div_mode=True):
+    """The eager kernel on either path: ``affine_quant`` is the portable or the C one."""
     qd = check_args(input, scales, zero_points, dtype, axis, div_mode)
     y = input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
     x = input.contiguous()
@@ -201,11 +203,5 @@ def _eager(affine_quant, input, scales, zero_points, dtype, axis, div_mode):
     return y
 
 
-@OP.portable
-def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
-    return _eager(_numerics.affine_quant, input, scales, zero_points, dtype, axis, div_mode)
-
-
-@OP.cpu
-def _(input, scales, zero_points, dtype, axis=1, div_mode=True):
-    return _eager(native.affine_quant, input, scales, zero_points, dtype, axis, div_mode)
+OP.portable(functools.partial(_eager, _numerics.affine_quant))
+OP.cpu(functools.partial(_eager, native.affine_quant))
