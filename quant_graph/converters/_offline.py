@@ -21,7 +21,11 @@ import warnings
 from pathlib import Path
 
 TORCH_NPU_PIN = "torch-npu==2.13.0"
-INSTALL_COMMAND = "pip install --no-deps --target {dir} " + TORCH_NPU_PIN
+
+
+def torchair_sources_pip_args() -> list[str]:
+    """pip's arguments that put TorchAir's sources (the torch_npu wheel) in the side directory."""
+    return ["--no-deps", "--target", str(side_install_dir()), TORCH_NPU_PIN]
 _NATIVE_MODULES = ("_torchair", "_npu_graph_executor", "_npu_utils", "_abi_compat_ge_apis")
 
 
@@ -40,7 +44,7 @@ def missing_pieces() -> list[tuple[str, list[str]]]:
     missing = []
     if not (torchair_source_dir() / "torchair" / "__init__.py").is_file():
         missing.append((f"TorchAir's Python sources (in {side_install_dir()})",
-                        ["--no-deps", "--target", str(side_install_dir()), TORCH_NPU_PIN]))
+                        torchair_sources_pip_args()))
     for module, requirement in (("google.protobuf", "protobuf>=3.13"), ("packaging", "packaging")):
         try:
             found = importlib.util.find_spec(module) is not None
@@ -124,15 +128,16 @@ def import_offline():
         raise ModuleNotFoundError(
             f"quant_graph: offline GE mode needs TorchAir's Python sources, from the torch_npu wheel installed "
             f"beside (not into) this environment; none at {source}. Install them with:\n    "
-            + INSTALL_COMMAND.format(dir=side_install_dir())
+            + "pip install " + " ".join(torchair_sources_pip_args())
             + "\n(or point QUANT_GRAPH_TORCH_NPU_DIR at such a directory)")
     for name in _NATIVE_MODULES:
         sys.modules[f"torchair.core.{name}"] = (
             _graph_construction_stub() if name == "_torchair" else _native_stub(name))
     sys.path.insert(0, str(source))
     with warnings.catch_warnings():
-        # TorchAir's converters for torch.ops.npu.* cannot register where torch_npu's ops
-        # do not exist; offline that is expected, and quant_graph's converters are apart.
+        # TorchAir's converters for torch_npu's other ops cannot register where torch_npu is
+        # absent; offline that is expected. Its converters for the five ops quant_graph
+        # defines in torch.ops.npu do register, and quant_graph's replace them afterwards.
         warnings.filterwarnings("ignore", message="Failed to import torchair._ge_concrete_graph.ge_converter")
         import torchair
         import torchair._ge_concrete_graph.ge_converter.custom  # noqa: F401 - TorchAir imports it lazily
