@@ -1,8 +1,9 @@
 """Validation helpers shared by the op modules.
 
 Shape rules take symbolic sizes: conditions go to ``torch._check_value`` as SymBools
-(never through ``bool()``), so checking a valid call under torch.compile adds a runtime
-assert at most, never a guard that would specialise a dynamic dim.
+(never through ``bool()``), so checking a valid call under torch.compile records what it
+needs as a relation between sizes (e.g. ``Eq(s1, s2)`` for scales' length and a channel
+dim), never a guard that pins a dynamic dim to a value.
 """
 
 from __future__ import annotations
