@@ -66,6 +66,7 @@ class Kernel:
         self.name = name
         self.fields = fields
         self.tensor_dtypes = {f[0]: f[2] for f in fields if len(f) == 3}
+        self.names = frozenset(f[0] for f in fields)
         self.struct = type(f"{name}_args", (ctypes.Structure,), {
             "_fields_": [(f[0], ctypes.c_void_p if f[1].endswith("*") else _CTYPES[f[1]]) for f in fields]})
 
@@ -75,8 +76,7 @@ class Kernel:
         return f"{self.name.upper()}_ARGS/{ctypes.sizeof(self.struct)}:{body};"
 
     def __call__(self, **args) -> None:
-        names = {f[0] for f in self.fields}
-        missing, unknown = names - set(args) - {"threads"}, set(args) - names
+        missing, unknown = self.names - args.keys() - {"threads"}, args.keys() - self.names
         if missing or unknown:
             raise TypeError(f"quant_graph: {self.name} missing {sorted(missing)}, unknown {sorted(unknown)}")
         values = {"threads": 1 if _in_forked_child else torch.get_num_threads()}
