@@ -119,10 +119,6 @@ def _torch_npu_kernel(name: str) -> Callable:
     return npu_kernel
 
 
-def ge_types_by_op() -> dict[str, tuple[str, ...]]:
-    return {name: op.ge_types for name, op in OPS.items()}
-
-
 def fused_ge_types() -> tuple[str, ...]:
     """Every fused GE operator type some quant_graph op lowers to."""
     return tuple(dict.fromkeys(t for op in OPS.values() for t in op.ge_types))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .._registry import OPS, fused_ge_types, ge_types_by_op
+from .._registry import OPS, fused_ge_types
 from ..converters.ge_graph import DUMP_PREFIX, ge_dtype_names, ge_input_names, npu_backend, read_graphs
 from .render import write_dot
 from .summary import GeNode, GraphIndex, format_summary
@@ -39,11 +39,10 @@ class GeDump:
     def not_lowered(self) -> list[str]:
         """quant ops of the FX graph with no fused GE node to show for them."""
         fused = Counter(node.type for node in self.fused_nodes())
-        expected = ge_types_by_op()
         missing = []
         for op, count in sorted(self.fx_quant_ops.items()):
             for _ in range(count):
-                ge_type = next((t for t in expected[op.rpartition(".")[2]] if fused[t] > 0), None)
+                ge_type = next((t for t in OPS[op.rpartition(".")[2]].ge_types if fused[t] > 0), None)
                 if ge_type is None:
                     missing.append(op)
                 else:
