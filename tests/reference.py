@@ -6,6 +6,7 @@ import ctypes.util
 import functools
 import warnings
 
+import numpy as np
 import torch
 
 INT_LIMITS = {torch.int8: (-128, 127), torch.quint4x2: (-8, 7)}
@@ -31,54 +32,71 @@ def pack_int4_reference(q):
     return torch.tensor(words, dtype=torch.int32).reshape(*q.shape[:-1], q.shape[-1] // 8)
 
 
-def smoothed(x, smooth_scales, group_index):
-    xf = x.float().reshape(-1, x.shape[-1])
-    if smooth_scales is None:
-        return xf
-    if group_index is None:
-        return xf * smooth_scales.float()
-    out = xf.clone()
-    start = 0
-    for g, end in enumerate(group_index.tolist()):
-        out[start:end] = xf[start:end] * smooth_scales[g].float()
-        start = end
-    return out
+# dst -> (DST_MIN, DST_MAX, kind) of the formulas; a float format's DST_MIN is -DST_MAX
+FORMATS = {
+    None: (-128, 127, "int"), torch.int8: (-128, 127, "int"), torch.quint4x2: (-8, 7, "int"),
+    torch.float8_e4m3fn: (-448.0, 448.0, "float"), torch.float8_e5m2: (-57344.0, 57344.0, "float"),
+    "hifloat8": (-32768.0, 32768.0, "hifloat8"),
+}
+
+
+def hifloat8_reference_bits(v):
+    """HiF8 bits of float32 ``v`` from en_dtypes (CANN's goldens use it), saturated to
+    +-32768 where en_dtypes gives inf for finite values from 40960 up."""
+    import en_dtypes
+
+    finite_over = torch.isfinite(v) & (v.abs() > 32768)
+    v = torch.where(finite_over, v.sign() * 32768, v)
+    bits = v.float().numpy().astype(en_dtypes.hifloat8).view(np.uint8)
+    return torch.from_numpy(bits.copy()).reshape(v.shape)
 
 
 def dynamic_quant_reference(x, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken",
-                            symmetric=False):
-    dst = dst_type or torch.int8
-    xf = smoothed(x, smooth_scales, group_index)
-    if quant_mode == "pertensor" and xf.numel() == 0:  # an empty tensor counts as all zeros
-        row_max = row_min = torch.zeros(1, 1)
-    elif quant_mode == "pertensor":
-        row_max, row_min = xf.max().reshape(1, 1), xf.min().reshape(1, 1)
+                            symmetric=False, dst_type_max=0.0):
+    lo, hi, kind = FORMATS[dst_type]
+    if dst_type_max:
+        lo, hi = -dst_type_max, dst_type_max
+    lead, h = x.shape[:-1], x.shape[-1]
+    if quant_mode == "perchannel":
+        xf = x.float().reshape(-1, x.shape[-2], h)
+        if smooth_scales is not None:
+            xf = xf * smooth_scales.float().reshape(1, -1, 1)
+        mx, mn = xf.amax(1, keepdim=True), xf.amin(1, keepdim=True)
+        stats_shape = (*x.shape[:-2], h)
     else:
-        row_max, row_min = xf.amax(-1, keepdim=True), xf.amin(-1, keepdim=True)
-    if dst in (torch.float8_e4m3fn, torch.float8_e5m2):
-        fmax = torch.finfo(dst).max
-        scale = torch.maximum(row_max.abs(), row_min.abs()) / fmax
+        xf = x.float().reshape(-1, h)
+        if group_index is not None:
+            rows = torch.arange(xf.shape[0])
+            group = torch.searchsorted(group_index.long(), rows, right=True)
+            xf = xf * smooth_scales.float()[group]
+        elif smooth_scales is not None:
+            xf = xf * smooth_scales.float()
+        if quant_mode == "pertensor":  # an empty tensor counts as all zeros
+            mx, mn = (xf.max(), xf.min()) if xf.numel() else (torch.zeros(()), torch.zeros(()))
+            mx, mn = mx.reshape(1, 1), mn.reshape(1, 1)
+            stats_shape = (1,)
+        else:
+            mx, mn = xf.amax(-1, keepdim=True), xf.amin(-1, keepdim=True)
+            stats_shape = lead
+    if symmetric:
+        scale = torch.maximum(mx.abs(), mn.abs()) / hi
         v = xf / scale
-        v = torch.where(torch.isnan(v), torch.zeros_like(v), v).clamp(-fmax, fmax)
-        y = torch.where(scale == 0, torch.zeros_like(v), v).to(dst)
         offset = None
     else:
-        lo, hi = INT_LIMITS[dst]
-        if symmetric:
-            scale = torch.maximum(row_max.abs(), row_min.abs()) / hi
-            v = xf / scale
-            offset = None
-        else:
-            scale = (row_max - row_min) / (hi - lo)
-            offset = hi - row_max / scale
-            v = xf / scale + offset
-        q = saturate_round(v, lo, hi)
-        q = torch.where(scale == 0, torch.zeros_like(q), q).to(torch.int8)
-        y = pack_int4_reference(q) if dst == torch.quint4x2 else q
-    lead = (1,) if quant_mode == "pertensor" else x.shape[:-1]
-    y = y.reshape(*x.shape[:-1], y.shape[-1])
-    outs = (y, scale.reshape(lead))
-    return outs if symmetric else outs + (offset.reshape(lead),)
+        scale = (mx - mn) / (hi - lo)
+        offset = hi - mx / scale
+        v = xf / scale + offset
+    zero = (scale == 0).expand_as(v)
+    if kind == "int":
+        q = torch.where(zero, 0.0, saturate_round(v, *FORMATS[dst_type][:2])).to(torch.int8)
+        y = pack_int4_reference(q.reshape(*lead, h)) if dst_type == torch.quint4x2 else q
+    else:
+        fmax = FORMATS[dst_type][1]
+        v = torch.where(torch.isnan(v) | zero, 0.0, v).clamp(-fmax, fmax)
+        y = hifloat8_reference_bits(v) if kind == "hifloat8" else v.to(dst_type)
+    y = y.reshape(*lead, y.shape[-1])
+    outs = (y, scale.reshape(stats_shape))
+    return outs if symmetric else outs + (offset.reshape(stats_shape),)
 
 
 def quantize_mul_reference(x, scales, zero_points, dtype, axis):

@@ -8,7 +8,7 @@ import torch
 from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
-from reference_dynamic_quant import dynamic_quant_reference
+from reference import dynamic_quant_reference
 
 import quant_graph as qg
 

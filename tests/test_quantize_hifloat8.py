@@ -5,7 +5,7 @@ both kernel paths; and its GE lowering (Quantize "torch.hifloat8", AscendQuantV2
 import pytest
 import torch
 from ge_ir import conformance_errors, parse_reg_op
-from reference_dynamic_quant import hifloat8_reference_bits
+from reference import hifloat8_reference_bits
 
 import quant_graph as qg
 from quant_graph.converters.ge_graph import ge_dtype_names
