@@ -149,29 +149,67 @@ def _libm():
     return lib
 
 
+def _swiglu_reference(v, dim, swiglu_mode, activate_left, clamp_limit, glu_alpha, glu_bias, exp):
+    """SwiGLU of v along dim: mode 0 halves with silu, 1 interleaved GPT-OSS, 2 halves GPT-OSS.
+    swish(a) = a / (1 + exp(-alpha a)), alpha 1 in mode 0, as SPEC.md says the kernels compute it."""
+    n = v.shape[dim]
+    if swiglu_mode == 1:
+        index = torch.arange(n)
+        gate, linear = v.index_select(dim, index[0::2]), v.index_select(dim, index[1::2])
+    else:
+        a, b = torch.chunk(v, 2, dim)
+        gate, linear = (a, b) if activate_left else (b, a)
+    if swiglu_mode == 0:
+        return gate / (1 + exp(-gate)) * linear
+    limit = torch.tensor(clamp_limit, dtype=torch.float32)
+    gate = torch.minimum(gate, limit)
+    linear = torch.maximum(torch.minimum(linear, limit), -limit)
+    return gate / (1 + exp(gate * -glu_alpha)) * (linear + glu_bias)
+
+
+def _dequant_reference(x, weight_scale, activation_scale, bias, group, rows):
+    """float32 of x's rows [rows, W]: an int bias before the scales, a float bias after."""
+    width = x.shape[-1]
+    v = x
+    if bias is not None and bias.dtype == torch.int32:
+        v = v.to(torch.int64) + bias.reshape(width).to(torch.int64)
+    v = v.float()
+    if weight_scale is not None:
+        table = weight_scale.reshape(-1, width)
+        v = v * table[group if table.shape[0] > 1 else 0]
+    if activation_scale is not None:
+        v = v * activation_scale.reshape(-1, 1)[rows]
+    if bias is not None and bias.dtype != torch.int32:
+        v = v + bias.float().reshape(width)
+    return v
+
+
 def dequant_swiglu_quant_reference(x, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
                                    quant_offset=None, group_index=None, activate_left=False, quant_mode=0,
-                                   exp=torch.exp):
-    """swish(v) = v / (1 + exp(-v)) in float32 as SPEC.md writes it; ``exp`` is the one
-    primitive that is not correctly rounded (torch.exp on the portable path, libm_expf in C)."""
-    tokens, width = x.shape
-    hidden = width // 2
+                                   dst_type=None, round_mode=None, activate_dim=None, swiglu_mode=0,
+                                   clamp_limit=7.0, glu_alpha=1.702, glu_bias=1.0, exp=torch.exp):
+    """Group by group over x's flattened rows, in float32 as SPEC.md writes it; ``exp`` is the
+    one primitive that is not correctly rounded (torch.exp on the portable path, libm_expf in C)."""
+    glu = (swiglu_mode, activate_left, clamp_limit, glu_alpha, glu_bias, exp)
+    dim = (-1 if activate_dim is None else activate_dim) % x.dim()
+    width = x.shape[-1]
+    if dim != x.dim() - 1:
+        # Ascend950: static quant with one quant_scale/quant_offset value, split along dim
+        v = _dequant_reference(x.reshape(-1, width), weight_scale, activation_scale, bias, 0, slice(None))
+        out = _swiglu_reference(v.reshape(x.shape), dim, *glu) / quant_scale.float().item()
+        if quant_offset is not None:
+            out = out + quant_offset.float().item()
+        return saturate_round(out, -128, 127).to(torch.int8), torch.zeros(out.shape[:-1])
+    rows = x.reshape(-1, width)
+    tokens, hidden = rows.shape[0], width // 2
     counts = [tokens] if group_index is None else group_index.tolist()
     y = torch.zeros(tokens, hidden, dtype=torch.int8)
     scale = torch.zeros(tokens)
     start = 0
     for g, count in enumerate(counts):
-        rows = slice(start, start + count)
+        r = slice(start, start + count)
         start += count
-        xf = x[rows].float()
-        if bias is not None:
-            xf = (x[rows].to(torch.int64) + bias.reshape(-1).to(torch.int64)).float()
-        if weight_scale is not None:
-            xf = xf * weight_scale.reshape(-1, width)[g if weight_scale.dim() == 2 and weight_scale.shape[0] > 1
-                                                       else 0] * activation_scale.reshape(-1, 1)[rows]
-        a, b = xf[:, :hidden], xf[:, hidden:]
-        gate, up = (a, b) if activate_left else (b, a)
-        out = gate / (1 + exp(-gate)) * up
+        out = _swiglu_reference(_dequant_reference(rows[r], weight_scale, activation_scale, bias, g, r), 1, *glu)
         qs = None if quant_scale is None else quant_scale.float().reshape(-1, hidden)
         qs = None if qs is None else qs[g if qs.shape[0] > 1 else 0]
         if quant_mode == 1:
@@ -179,11 +217,11 @@ def dequant_swiglu_quant_reference(x, weight_scale=None, activation_scale=None, 
                 out = out * qs
             s = out.abs().amax(-1, keepdim=True) / 127
             q = saturate_round(out / s, -128, 127)
-            y[rows] = torch.where(s == 0, torch.zeros_like(q), q).to(torch.int8)
-            scale[rows] = s.squeeze(-1)
+            y[r] = torch.where(s == 0, torch.zeros_like(q), q).to(torch.int8)
+            scale[r] = s.squeeze(-1)
         else:
             v = out / qs
             if quant_offset is not None:
                 v = v + quant_offset.float().reshape(-1)
-            y[rows] = saturate_round(v, -128, 127).to(torch.int8)
-    return y, scale
+            y[r] = saturate_round(v, -128, 127).to(torch.int8)
+    return y.reshape(*x.shape[:-1], hidden), scale.reshape(x.shape[:-1])
