@@ -102,7 +102,8 @@ def resolve_code(op: str, arg: str, value: int | torch.dtype | None) -> torch.dt
 
 def torch_npu_code(op: str, arg: str, value: int | torch.dtype) -> int:
     """A dtype argument as the int code that torch_npu's ``int dtype`` schemas take: a torch
-    dtype becomes torch's own ScalarType number (never torch_npu's 291/292 float8 aliases)."""
+    dtype becomes torch's own ScalarType number (never torch_npu's 291/292 float8 aliases). An
+    int passes through as it is: the op resolves it (resolve_code) and names a bad one."""
     if isinstance(value, torch.dtype):
         for code, named in TORCH_NPU_CODES.items():
             if named is value:
@@ -111,5 +112,4 @@ def torch_npu_code(op: str, arg: str, value: int | torch.dtype) -> int:
         raise ValueError(f"{op}: {arg} {value} has no torch_npu dtype code; known: {', '.join(known)}")
     if value is None:
         raise TypeError(f"{op}: {arg} is required: a torch.dtype or one of torch_npu's dtype codes; got None")
-    resolve_code(op, arg, value)
     return value

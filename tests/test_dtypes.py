@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from quant_graph._dtypes import BY_TORCH_DTYPE, INT4, INT8, TORCH_NPU_CODES, quant_dtype, resolve_code
+from quant_graph._dtypes import BY_TORCH_DTYPE, INT4, INT8, TORCH_NPU_CODES, quant_dtype, resolve_code, torch_npu_code
 
 
 @pytest.mark.parametrize("code,expected", [(1, torch.int8), (12, torch.qint8), (13, torch.quint8), (14, torch.qint32),
@@ -23,6 +23,24 @@ def test_torch_dtypes_pass_through_and_none_stays_none():
 def test_an_unknown_code_names_the_op_the_argument_and_the_value(bad):
     with pytest.raises(ValueError, match=rf"^npu_x: dst_type must be a torch.dtype or one of .*; got {bad!r}$"):
         resolve_code("npu_x", "dst_type", bad)
+
+
+def test_an_unknown_code_lists_every_known_code():
+    with pytest.raises(ValueError) as error:
+        resolve_code("npu_x", "dst_type", 1000)
+    listed = str(error.value).split("codes ", 1)[1].split("; got")[0]
+    assert listed == ", ".join(f"{code} ({name})" for code, name in TORCH_NPU_CODES.items())
+    assert "290 (hifloat8), " in listed and "1 (torch.int8), " in listed
+
+
+def test_torch_npu_code_gives_torchs_own_number_and_lists_the_known_dtypes():
+    assert torch_npu_code("npu_x", "dtype", torch.float8_e4m3fn) == 24  # not torch_npu's alias 292
+    assert torch_npu_code("npu_x", "dtype", torch.qint8) == 12 and torch_npu_code("npu_x", "dtype", 290) == 290
+    with pytest.raises(ValueError, match=r"^npu_x: dtype torch.float32 has no torch_npu dtype code; "
+                                         r"known: torch.uint8, torch.int8, torch.int32, torch.qint8, .*, torch.float8_e4m3fn$"):
+        torch_npu_code("npu_x", "dtype", torch.float32)
+    with pytest.raises(TypeError, match=r"^npu_x: dtype is required"):
+        torch_npu_code("npu_x", "dtype", None)
 
 
 def test_the_torch_codes_are_torchs_own():
