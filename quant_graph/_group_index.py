@@ -38,7 +38,6 @@ def ends_from_counts(op: str, group_index: torch.Tensor, rows: int) -> torch.Ten
 
 
 def row_groups(ends: torch.Tensor, rows: int) -> torch.Tensor:
-    """Each row's group for ends (rows past the last end: the last group), as
-    ``group_of_row`` in csrc/kernels.c."""
-    groups = torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)
-    return groups.clamp_(max=ends.numel() - 1)
+    """Each row's group for ends, as ``group_of_row`` in csrc/kernels.c; every row must lie
+    before the last end (the callers take rows past it out first)."""
+    return torch.searchsorted(ends, torch.arange(rows, device=ends.device), right=True)

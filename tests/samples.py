@@ -197,7 +197,7 @@ def _dq_meta(symmetric):
 
 
 # DynamicQuantV2's rules on group_index values; checked in eager mode only
-DQ_EAGER_ONLY = {"group_index decreasing", "group_index negative", "group_index end", "group_index one expert's end"}
+DQ_EAGER_ONLY = {"group_index decreasing", "group_index decreasing later", "group_index negative", "group_index end", "group_index one expert's end"}
 
 
 def _dq_invalid(symmetric):
@@ -368,8 +368,8 @@ def _group_quant_meta(args, kwargs):
     return [(tuple(x.shape), torch.int8)]
 
 
-GROUP_EAGER_ONLY = {"group_index decreasing", "group_index negative", "group_index end",
-                    "group_index one group's end"}
+GROUP_EAGER_ONLY = {"group_index decreasing", "group_index decreasing later", "group_index negative",
+                    "group_index end", "group_index one group's end"}
 
 
 def _group_quant_invalid():

@@ -49,8 +49,12 @@ CASES = [
                             "group_index": torch.ones(0, dtype=torch.int32)}, ValueError, ["experts", "[1, 1024]"]),
     ("group_index decreasing", (X,), {"smooth_scales": SMOOTH2, "group_index": torch.tensor([6, 3], dtype=torch.int32)},
      ValueError, ["group_index", "non-decreasing"]),
+    # a decrease that stays above the first end is still one
+    ("group_index decreasing later", (X,), {"smooth_scales": torch.ones(4, 16, dtype=torch.float16),
+                                            "group_index": torch.tensor([1, 5, 3, 6], dtype=torch.int32)},
+     ValueError, ["group_index", "non-decreasing", "[1, 5, 3, 6]"]),
     ("group_index negative", (X,), {"smooth_scales": SMOOTH2, "group_index": torch.tensor([-1, 6], dtype=torch.int32)},
-     ValueError, ["group_index", ">= 0"]),
+     ValueError, ["group_index", ">= 0", "got -1"]),
     ("group_index end", (X,), {"smooth_scales": SMOOTH2, "group_index": torch.tensor([3, 5], dtype=torch.int32)},
      ValueError, ["group_index", "S=6"]),
     # one expert: the end is still checked (a one-element group_index is no exception)

@@ -65,8 +65,11 @@ GROUP_QUANT_CASES = [
     ("offset size", (X, torch.ones(2, 16), GI), {"offset": torch.ones(2)}, ValueError, ["offset", "one element"]),
     ("group_index decreasing", (X, torch.ones(2, 16), torch.tensor([4, 2], dtype=torch.int32)), {}, ValueError,
      ["group_index", "non-decreasing"]),
+    # a decrease that stays above the first end is still one
+    ("group_index decreasing later", (X, torch.ones(4, 16), torch.tensor([1, 3, 2, 4], dtype=torch.int32)), {},
+     ValueError, ["group_index", "non-decreasing", "[1, 3, 2, 4]"]),
     ("group_index negative", (X, torch.ones(2, 16), torch.tensor([-1, 4], dtype=torch.int32)), {}, ValueError,
-     ["group_index", ">= 0"]),
+     ["group_index", ">= 0", "got -1"]),
     ("group_index end", (X, torch.ones(2, 16), torch.tensor([1, 3], dtype=torch.int32)), {}, ValueError,
      ["group_index", "S=4"]),
     ("group_index one group's end", (X, torch.ones(1, 16), torch.tensor([3], dtype=torch.int32)), {}, ValueError,

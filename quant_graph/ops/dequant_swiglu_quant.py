@@ -356,7 +356,7 @@ def _portable(*, x, int_bias, float_bias, weights, weight_stride, act, quants, q
               dynamic, y, scale):
     tokens, hidden = y.shape
     valid = min(int(ends[-1]), tokens)
-    row_group = row_groups(ends, tokens)
+    row_group = row_groups(ends, valid)
 
     def row_of(table, stride, chunk):
         return table[0] if stride == 0 else table[row_group[chunk]]
