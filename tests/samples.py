@@ -197,7 +197,8 @@ def _dq_meta(symmetric):
 
 
 # DynamicQuantV2's rules on group_index values; checked in eager mode only
-DQ_EAGER_ONLY = {"group_index decreasing", "group_index decreasing later", "group_index negative", "group_index end", "group_index one expert's end"}
+DQ_EAGER_ONLY = {"group_index decreasing", "group_index decreasing later", "group_index negative", "group_index end",
+                 "group_index one expert's end"}
 
 
 def _dq_invalid(symmetric):
