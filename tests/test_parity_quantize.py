@@ -323,3 +323,23 @@ def test_npu_group_quant_refuses_what_group_quant_cannot_write(dst_dtype, seen):
         qg.npu_group_quant(X, torch.ones(2, 16), GI, dst_dtype=dst_dtype)
     message = str(info.value)
     assert message.startswith("npu_group_quant: dst_dtype must be None or one of") and seen in message, message
+
+
+def test_int32_saturates_at_both_ends(kernel_path):
+    """int32's ends are not float32 values: out-of-range inputs land exactly on them, NaN on 0."""
+    inf = float("inf")
+    x = torch.tensor([[3e9, -3e9, inf, -inf, float("nan"), 2147483520.0, -2147483648.0, 7.5]])
+    out = qg.npu_quantize(x, torch.ones(8), None, torch.int32, -1, True)
+    top, bottom = 2**31 - 1, -2**31
+    assert out.tolist() == [[top, bottom, top, bottom, 0, 2147483520, bottom, 8]]
+
+
+def test_per_row_scales_past_the_first_chunk(kernel_path):
+    """axis=0 of a tall x: each row its own scale and zero point, on rows far past the
+    portable kernel's first chunk (2^20 elements)."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(300_000, 8, generator=g) * 30
+    scales = torch.rand(300_000, generator=g) * 0.5 + 0.05
+    zero_points = torch.randint(-5, 5, (300_000,), generator=g, dtype=torch.int32)
+    expected = quantize_per_channel_oracle(x, scales, zero_points, torch.qint8, 0)
+    assert_identical(qg.npu_quantize(x, scales, zero_points, torch.qint8, 0, True), expected)
