@@ -35,7 +35,8 @@ def quantized(v: torch.Tensor, qd: QuantDtype) -> torch.Tensor:
     narrowed (int4 packed 8 per int32), floats clamped to the format's range and cast (HiF8
     encoded as its uint8 bit patterns)."""
     if qd.encoding == "hifloat8":
-        return hifloat8_bits(v.nan_to_num_(nan=0.0).clamp_(qd.lo, qd.hi))
+        # nan_to_num_ takes +-inf to +-float32 max, which the encoder saturates: no clamp
+        return hifloat8_bits(v.nan_to_num_(nan=0.0))
     if qd.is_float:
         return v.nan_to_num_(nan=0.0).clamp_(qd.lo, qd.hi).to(qd.storage)
     if qd is INT32:
