@@ -325,6 +325,8 @@ class Tally:
     def run(self, case):
         if self.path == "native" and (case.info.name, case.name) in NATIVE_UNCHECKED:
             return
+        # the case about to run, in case it kills the process (the test shows stderr's tail)
+        print(f"{self.path}: {case.info.name}: {case.name}", file=sys.stderr, flush=True)
         result = run_case(case, self.path)
         counts = self.counts[case.info.name]
         counts["tried"] += 1

@@ -16,11 +16,20 @@ from quant_graph import _kernel_cache
 BATTERY = Path(__file__).parent / "fuzz_battery.py"
 
 
+def crash_report(stderr):
+    """The case the battery was running (it names each on stderr first) and the first
+    lines of what killed it, not the sanitizer's whole Python stack."""
+    lines = stderr.splitlines()
+    died = next((i for i, line in enumerate(lines) if "runtime error" in line or "ERROR:" in line
+                 or "Traceback" in line or "Fatal Python error" in line), len(lines))
+    cases = [line for line in lines[:died] if line.startswith(("native: ", "portable: "))]
+    return "\n".join(["last case: " + (cases[-1] if cases else "none"), *lines[died:died + 30]])
+
+
 def run_battery(paths, env=None):
     result = subprocess.run([sys.executable, str(BATTERY), *paths], capture_output=True, text=True,
                             env=env, cwd=BATTERY.parent.parent)
-    assert result.returncode == 0, f"the battery died (rc {result.returncode}):\n{result.stdout[-3000:]}" \
-                                   f"\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, f"the battery died (rc {result.returncode}):\n{crash_report(result.stderr)}"
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["path"] for r in reports] == list(paths), result.stdout[-3000:]
     return reports
