@@ -4,6 +4,7 @@ no code shared with quant_graph. Arithmetic in float32 as the SPEC says."""
 import ctypes
 import ctypes.util
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -19,7 +20,7 @@ def saturate_round(v, lo, hi):
 
 def pack_int4_reference(q):
     """Element 8k+j of a row in bits [4j, 4j+4) of int32 k, built with Python ints."""
-    rows = q.reshape(-1, q.shape[-1]).tolist()
+    rows = q.reshape(math.prod(q.shape[:-1]), q.shape[-1]).tolist()
     words = []
     for row in rows:
         packed = []
@@ -64,7 +65,7 @@ def dynamic_quant_reference(x, smooth_scales=None, group_index=None, dst_type=No
         mx, mn = xf.amax(1, keepdim=True), xf.amin(1, keepdim=True)
         stats_shape = (*x.shape[:-2], h)
     else:
-        xf = x.float().reshape(-1, h)
+        xf = x.float().reshape(math.prod(lead), h)
         if group_index is not None:
             rows = torch.arange(xf.shape[0])
             group = torch.searchsorted(group_index.long(), rows, right=True)
@@ -75,6 +76,9 @@ def dynamic_quant_reference(x, smooth_scales=None, group_index=None, dst_type=No
             mx, mn = (xf.max(), xf.min()) if xf.numel() else (torch.zeros(()), torch.zeros(()))
             mx, mn = mx.reshape(1, 1), mn.reshape(1, 1)
             stats_shape = (1,)
+        elif h == 0:  # an empty row counts as all zeros
+            mx = mn = torch.zeros(xf.shape[0], 1)
+            stats_shape = lead
         else:
             mx, mn = xf.amax(-1, keepdim=True), xf.amin(-1, keepdim=True)
             stats_shape = lead

@@ -168,6 +168,11 @@ def _dq_samples(symmetric):
                                                   [1.0, 2.0, -float("inf"), 0.5], [0.0] * 4], dtype=h),)),
         Sample("zero tokens", (torch.empty(0, 3, 16, dtype=h),), {"dst_type": torch.quint4x2}),
         Sample("zero tokens pertensor", (torch.empty(0, 16, dtype=h),), {"quant_mode": "pertensor"}),
+        # empty rows count as zeros (docs/numerics.md); y's NULL data pointer never reaches C (fuzzing found it)
+        Sample("zero width", (torch.empty(3, 0, dtype=h),), {},
+               outs(torch.empty(3, 0, dtype=torch.int8), torch.zeros(3), torch.full((3,), math.nan))),
+        Sample("zero width int4", (torch.empty(2, 3, 0, dtype=torch.bfloat16),), {"dst_type": torch.quint4x2},
+               outs(torch.empty(2, 3, 0, dtype=torch.int32), torch.zeros(2, 3), torch.full((2, 3), math.nan))),
         Sample("moe with empty groups", (torch.randn(6, 16, generator=gen(4)).half(),),
                {"smooth_scales": torch.rand(4, 16, generator=gen(5)).half() + 0.5,
                 "group_index": torch.tensor([0, 2, 2, 6], dtype=torch.int32)}),
@@ -248,6 +253,9 @@ def _quantize_samples():
         Sample("mul axis -2 ends", (torch.tensor([[0.5, 1.5], [100.0, -100.0]]), torch.tensor([1.0, 2.0]), None,
                                     torch.qint8, -2, False), {}, torch.tensor([[0, 2], [127, -128]], dtype=torch.int8)),
         Sample("div empty", (torch.empty(0, 4), torch.ones(4), None, torch.quint8, -1, True)),
+        # an empty x never reaches C, whose row loads got its NULL data pointer (fuzzing found it)
+        Sample("div per-row channels zero width", (torch.empty(2, 0), torch.ones(2), None, torch.qint8, 0, True), {},
+               torch.empty(2, 0, dtype=torch.int8)),
         Sample("mul int4 empty", (torch.empty(0, 16), torch.ones(16), None, torch.quint4x2, -1, False)),
     ]
     g = gen(20)
@@ -339,6 +347,8 @@ def _group_quant_samples():
                {"dst_dtype": torch.quint4x2}, int4_words([*TIES_ROUNDED, 7, -8])),
         Sample("empty int4", (torch.empty(0, 16), torch.ones(2, 16), torch.tensor([0, 0], dtype=torch.int32)),
                {"dst_dtype": torch.quint4x2}),
+        Sample("zero width", (torch.empty(3, 0), torch.ones(1, 0), torch.tensor([3])), {},
+               torch.empty(3, 0, dtype=torch.int8)),
     ]
     g = gen(30)
     for x_dtype, scale_dtype, index_dtype, dst, offset in [

@@ -335,9 +335,10 @@ def _portable_per_channel(job: _Job) -> None:
 
 
 def _native(job: _Job) -> None:
-    if job.qd.c_kind is None or (job.mode == "perchannel" and job.tokens == 0):
-        # no C writer for this format (float8); a perchannel slice of no rows has only
-        # its statistics to write
+    if job.qd.c_kind is None or job.x2d.numel() == 0:
+        # no C writer for this format (float8); an empty x (no rows, no width, or perchannel
+        # slices of no rows) has only its statistics to write, and an empty y's data pointer
+        # may be NULL, which the C kernel's memset of a zero-scale row must never get
         _portable(job)
         return
     rows, cols = job.x2d.shape

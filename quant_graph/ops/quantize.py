@@ -177,6 +177,8 @@ def _eager(affine_quant, input, scales, zero_points, dtype, axis=1, div_mode=Tru
     """The eager kernel on either path: ``affine_quant`` is the portable or the C one."""
     qd = check_args(input, scales, zero_points, dtype, axis, div_mode)
     y = input.new_empty(qd.stored_shape(input.shape), dtype=qd.storage)
+    if y.numel() == 0:  # nothing to write; an empty tensor's data pointer may be NULL, never for C
+        return y
     x = input.contiguous()
     zero = None if zero_points is None else zero_points.float().reshape(-1)
     if div_mode:
