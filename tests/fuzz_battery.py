@@ -30,7 +30,8 @@ import torch  # noqa: E402
 from helpers import assert_identical  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from samples import EXP_OF_PATH, OPS  # noqa: E402
+from reference import EXP_OF_PATH  # noqa: E402
+from samples import OPS  # noqa: E402
 
 from quant_graph import native  # noqa: E402
 

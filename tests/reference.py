@@ -1,9 +1,6 @@
 """Independent references written from SPEC.md's formulas: whole tensors, no chunking,
 no code shared with quant_graph. Arithmetic in float32 as the SPEC says."""
 
-import ctypes
-import ctypes.util
-import functools
 import math
 import warnings
 
@@ -139,18 +136,27 @@ def group_quant_reference(x, scale, group_index, offset=None, dst_dtype=None):
     return pack_int4_reference(q) if dst == torch.quint4x2 else q
 
 
-def libm_expf(t):
-    """exp as the C kernel computes it: libm's expf, element by element (slow: small tensors)."""
-    expf = _libm().expf
-    flat = [expf(v) for v in t.reshape(-1).tolist()]
-    return torch.tensor(flat, dtype=torch.float32).reshape(t.shape)
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
 
 
-@functools.cache
-def _libm():
-    lib = ctypes.CDLL(ctypes.util.find_library("m"))
-    lib.expf.restype, lib.expf.argtypes = ctypes.c_float, [ctypes.c_float]
-    return lib
+def kernel_expf(t):
+    """exp as the C kernel computes it (qg_expf in kernels.c, written from its description
+    there), in torch's float32 operations: one rounding per operation, as the C code, so
+    the bits agree. n = rint(x / ln2), r = x - n ln2 in two parts, a polynomial for e^r,
+    times 2^n as two powers of two."""
+    f32 = torch.float32
+    c = torch.where(t.isnan(), 0.0, t.to(f32)).clamp(-110.0, 90.0)
+    n = torch.round(c * torch.tensor(1.44269504088896341, dtype=f32))
+    r = c - n * torch.tensor(0.693359375, dtype=f32)
+    r = r - n * torch.tensor(-2.12194440e-4, dtype=f32)
+    p = torch.full_like(r, _EXP_POLY[0])
+    for coefficient in _EXP_POLY[1:]:
+        p = p * r + torch.tensor(coefficient, dtype=f32)
+    p = p * r * r + r + 1.0
+    k = n.to(torch.int32)
+    k1 = torch.div(k, 2, rounding_mode="floor")
+    s1, s2 = (((e + 127) << 23).view(f32) for e in (k1, k - k1))
+    return torch.where(t.isnan(), t, p * s1 * s2)
 
 
 def _swiglu_reference(v, dim, swiglu_mode, activate_left, clamp_limit, glu_alpha, glu_bias, exp):
@@ -188,12 +194,16 @@ def _dequant_reference(x, weight_scale, activation_scale, bias, group, rows):
     return v
 
 
+# exp as each kernel path computes it (only npu_dequant_swiglu_quant's swish uses exp)
+EXP_OF_PATH = {"native": kernel_expf, "portable": torch.exp}
+
+
 def dequant_swiglu_quant_reference(x, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
                                    quant_offset=None, group_index=None, activate_left=False, quant_mode=0,
                                    dst_type=None, round_mode=None, activate_dim=None, swiglu_mode=0,
                                    clamp_limit=7.0, glu_alpha=1.702, glu_bias=1.0, exp=torch.exp):
     """Group by group over x's flattened rows, in float32 as SPEC.md writes it; ``exp`` is the
-    one primitive that is not correctly rounded (torch.exp on the portable path, libm_expf in C)."""
+    one primitive that is not correctly rounded (torch.exp on the portable path, kernel_expf in C)."""
     glu = (swiglu_mode, activate_left, clamp_limit, glu_alpha, glu_bias, exp)
     dim = (-1 if activate_dim is None else activate_dim) % x.dim()
     width = x.shape[-1]

@@ -30,7 +30,6 @@ from reference import (
     dequant_swiglu_quant_reference,
     dynamic_quant_reference,
     group_quant_reference,
-    libm_expf,
     quantize_mul_reference,
     quantize_per_channel_oracle,
 )
@@ -562,10 +561,6 @@ OPS = {
     "npu_dequant_swiglu_quant": OpInfo("npu_dequant_swiglu_quant", _dsq_reference, _dsq_meta, _dsq_samples(),
                                        _dsq_invalid() + DEVICE_INVALID["npu_dequant_swiglu_quant"]),
 }
-
-# exp as each kernel path computes it (only npu_dequant_swiglu_quant's swish uses exp)
-EXP_OF_PATH = {"native": libm_expf, "portable": torch.exp}
-
 
 def valid_samples():
     return [(info, s) for info in OPS.values() for s in info.samples]

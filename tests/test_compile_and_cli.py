@@ -12,7 +12,7 @@ from reference import (
     dequant_swiglu_quant_reference,
     dynamic_quant_reference,
     group_quant_reference,
-    libm_expf,
+    kernel_expf,
     quantize_mul_reference,
     quantize_per_channel_oracle,
 )
@@ -59,7 +59,7 @@ CASES = {
                        "activation_scale": torch.rand(t, generator=g) + 0.01,
                        "quant_scale": torch.rand(2, 64, generator=g) + 0.5,
                        "group_index": torch.tensor([t // 3, t - t // 3 - 1]), "quant_mode": 1}),
-        lambda a, k: dequant_swiglu_quant_reference(*a, exp=libm_expf, **k)),
+        lambda a, k: dequant_swiglu_quant_reference(*a, exp=kernel_expf, **k)),
 }
 
 

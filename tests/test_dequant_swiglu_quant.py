@@ -3,7 +3,7 @@ import torch
 from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import dequant_swiglu_quant_reference, libm_expf
+from reference import EXP_OF_PATH, dequant_swiglu_quant_reference
 
 import quant_graph as qg
 
@@ -37,11 +37,8 @@ def make_case(tokens, hidden, *, groups=None, dtype=torch.int32, bias=False, qua
 # exp as each kernel path computes it: libm's expf in C, torch.exp on the portable path.
 # With that one primitive matched, y and scale are bit-exact (test_exact_numerics.py bounds
 # how far the two exps move results apart).
-EXP = {"native": libm_expf, "portable": torch.exp}
-
-
 def assert_matches_reference(out, kernel_path, x, **kwargs):
-    assert_identical(out, dequant_swiglu_quant_reference(x, exp=EXP[kernel_path], **kwargs))
+    assert_identical(out, dequant_swiglu_quant_reference(x, exp=EXP_OF_PATH[kernel_path], **kwargs))
 
 
 def test_hand_computed_bfloat16_dynamic(kernel_path):

@@ -1,7 +1,8 @@
 """How far exp's last bit moves npu_dequant_swiglu_quant's results, bounded tightly.
 
 The swish is ``v / (1 + exp(-v))`` on both kernel paths; exp is not correctly rounded
-anywhere, and the C kernel uses libm's expf where the portable path uses torch.exp. Against
+anywhere, and the C kernel uses its own vectorized expf (qg_expf) where the portable path uses
+torch.exp. Against
 the reference with the path's own exp both are bit-exact (test_registry.py,
 test_dequant_swiglu_quant.py). Here the C kernel is held to the torch.exp reference on a
 large random case: a small, reported count of one-step differences in y, last-bit
@@ -15,8 +16,8 @@ import quant_graph as qg
 from quant_graph import native
 
 TOKENS, HIDDEN = 1024, 1024  # 1M y elements
-MAX_Y_DIFFS = 4  # measured: 0 here, 0 to 1 per million in other seeds
-MAX_SCALE_DIFFS = 16  # measured: 6 of the 1000 rows in groups, each 1 to 2 ulp
+MAX_Y_DIFFS = 4  # measured: 0 here and in 5 other seeds
+MAX_SCALE_DIFFS = 64  # measured: 36 of the 1000 rows in groups (35 to 47 in other seeds), each 1 to 2 ulp
 MAX_SCALE_REL = 2.0**-21  # 4 ulp of float32
 
 

@@ -10,7 +10,7 @@ import torch
 from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import dequant_swiglu_quant_reference, libm_expf
+from reference import EXP_OF_PATH, dequant_swiglu_quant_reference
 
 import quant_graph as qg
 
@@ -56,12 +56,9 @@ def assert_close(out, expected):
     torch.testing.assert_close(scale, scale_ref, rtol=1e-5, atol=0)
 
 
-EXP = {"native": libm_expf, "portable": torch.exp}
-
-
 def assert_matches_reference(kernel_path, out, x, **kwargs):
     """Bit for bit against the reference computed with the exp of the path under test."""
-    assert_identical(out, dequant_swiglu_quant_reference(x, exp=EXP[kernel_path], **kwargs))
+    assert_identical(out, dequant_swiglu_quant_reference(x, exp=EXP_OF_PATH[kernel_path], **kwargs))
 
 
 def gpt_oss(gate, linear, limit=7.0, alpha=1.702, bias=1.0):

@@ -6,7 +6,8 @@ FakeTensorMode. An op in ``torch.ops.quant_graph`` without an entry fails here."
 import pytest
 import torch
 from helpers import assert_identical
-from samples import EXP_OF_PATH, OPS, invalid_samples, sample_id, valid_samples
+from reference import EXP_OF_PATH
+from samples import OPS, invalid_samples, sample_id, valid_samples
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 VALID = valid_samples()
