@@ -26,11 +26,12 @@ import os
 import shutil
 import subprocess
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from . import _kernel_cache, _numerics
+from . import _dtypes, _kernel_cache, _numerics
 from ._registry import LIBS, OPS
 
 SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
@@ -60,38 +61,87 @@ class Kernel:
 
     ``fields``: ``(name, C type)`` for scalars, ``(name, C type, dtypes)`` for pointers,
     ``dtypes`` the torch dtypes the tensor may have; a pointer may be passed None (NULL).
+    ``extents(args)``: the bytes the C function reads or writes through each pointer, from
+    the struct's size fields; a tensor smaller than that is a bug of quant_graph's own (the
+    ops validate every user input first), stopped here before C touches memory it does not own.
     """
 
-    def __init__(self, name: str, fields: list[tuple]):
+    def __init__(self, name: str, fields: list[tuple], extents: Callable[[dict], dict[str, int]]):
         self.name = name
         self.fields = fields
+        self.extents = extents
         self.tensor_dtypes = {f[0]: f[2] for f in fields if len(f) == 3}
-        self.names = frozenset(f[0] for f in fields)
+        self.names = frozenset(f[0] for f in fields) - {"threads"}
         self.struct = type(f"{name}_args", (ctypes.Structure,), {
             "_fields_": [(f[0], ctypes.c_void_p if f[1].endswith("*") else _CTYPES[f[1]]) for f in fields]})
+        self._function = None  # the C function, bound by enable()
 
     def layout(self) -> str:
         """What ``qg_abi_layout`` prints for this struct."""
         body = "".join(f" {f[0]}:{f[1]}@{getattr(self.struct, f[0]).offset}" for f in self.fields)
         return f"{self.name.upper()}_ARGS/{ctypes.sizeof(self.struct)}:{body};"
 
-    def __call__(self, **args) -> None:
-        missing, unknown = self.names - args.keys() - {"threads"}, args.keys() - self.names
-        if missing or unknown:
-            raise TypeError(f"quant_graph: {self.name} missing {sorted(missing)}, unknown {sorted(unknown)}")
-        values = {"threads": 1 if _in_forked_child else torch.get_num_threads()}
-        for name, value in args.items():
-            values[name] = self._pointer(name, value) if name in self.tensor_dtypes else value
-        getattr(library(), self.name)(ctypes.byref(self.struct(**values)))
+    def bind(self, lib: ctypes.CDLL) -> None:
+        self._function = getattr(lib, self.name)
 
-    def _pointer(self, name: str, t: torch.Tensor | None) -> int | None:
-        if t is None:
-            return None
-        if t.device.type != "cpu" or not t.is_contiguous() or t.dtype not in self.tensor_dtypes[name]:
-            raise ValueError(f"quant_graph: {self.name} needs {name} as a contiguous CPU tensor of "
-                             f"{self.tensor_dtypes[name]}, got {t.dtype} on {t.device}, "
-                             f"contiguous={t.is_contiguous()}")
-        return t.data_ptr()
+    def __call__(self, **args) -> None:
+        if args.keys() != self.names:
+            missing, unknown = self.names - args.keys(), args.keys() - self.names
+            raise TypeError(f"quant_graph: {self.name} missing {sorted(missing)}, unknown {sorted(unknown)}")
+        extents = self.extents(args)
+        for name, dtypes in self.tensor_dtypes.items():
+            t = args[name]
+            if t is None:
+                continue
+            if not t.is_cpu or t.dtype not in dtypes or not t.is_contiguous():
+                raise ValueError(f"quant_graph: {self.name} needs {name} as a contiguous CPU tensor of "
+                                 f"{dtypes}, got {t.dtype} on {t.device}, contiguous={t.is_contiguous()}")
+            if t.numel() * t.element_size() < extents[name]:
+                raise RuntimeError(
+                    f"quant_graph internal error: {self.name} would reach {extents[name]} bytes through {name}, "
+                    f"which holds {t.numel() * t.element_size()} (shape {tuple(t.shape)}, {t.dtype}): a size "
+                    f"field of the struct disagrees with the tensors passed")
+            args[name] = t.data_ptr()
+        if self._function is None:
+            raise RuntimeError(f"quant_graph: {self.name} called before the C kernels were loaded")
+        self._function(self.struct(threads=1 if _in_forked_child else torch.get_num_threads(), **args))
+
+
+# Bytes per element of the C kernels' inputs and outputs: in_elem_bytes and out_row_bytes in kernels.c.
+_IN_BYTES = {code: 2 if dtype in (torch.float16, torch.bfloat16) else 4 for dtype, code in IN_DTYPE.items()}
+
+
+def _row_bytes(kind: int, cols: int) -> int:
+    return cols // 8 * 4 if kind == _dtypes.INT4.c_kind else cols * (4 if kind == _dtypes.INT32.c_kind else 1)
+
+
+def _dynamic_quant_extents(a: dict) -> dict[str, int]:
+    rows, cols, groups = a["rows"], a["cols"], a["groups"]
+    if a["per_channel"]:
+        smooth, stats = a["channel_rows"], rows // max(a["channel_rows"], 1) * cols
+    else:
+        smooth, stats = (groups if a["group_ends"] is not None else 1) * cols, 1 if a["per_tensor"] else rows
+    return {"x": rows * cols * _IN_BYTES[a["x_dtype"]], "smooth": 4 * smooth, "group_ends": 8 * groups,
+            "y": rows * _row_bytes(a["out_kind"], cols), "scale": 4 * stats, "offset": 4 * stats}
+
+
+def _affine_quant_extents(a: dict) -> dict[str, int]:
+    rows, cols, groups = a["rows"], a["cols"], a["groups"]
+    if a["per_row"]:
+        scale = zero = min(rows, a["period"])
+    else:
+        scale, zero = (groups if a["group_ends"] is not None else 1) * cols, cols
+    return {"x": rows * cols * _IN_BYTES[a["x_dtype"]], "scale": 4 * scale, "zero": 4 * zero,
+            "group_ends": 8 * groups, "y": rows * _row_bytes(a["out_kind"], cols)}
+
+
+def _dequant_swiglu_quant_extents(a: dict) -> dict[str, int]:
+    rows, h, last_group = a["rows"], a["h"], max(a["groups"] - 1, 0)
+    return {"x": rows * 2 * h * _IN_BYTES[a["x_dtype"]], "bias": 4 * 2 * h, "float_bias": 4 * 2 * h,
+            "weight_scale": 4 * (last_group * a["weight_stride"] + 2 * h), "activation_scale": 4 * rows,
+            "quant_scale": 4 * (last_group * a["quant_stride"] + h),
+            "quant_offset": 4 * (last_group * a["quant_stride"] + h), "group_ends": 8 * a["groups"],
+            "y": rows * _row_bytes(a["out_kind"], h), "scale": 4 * rows}
 
 
 _IN = tuple(IN_DTYPE)
@@ -104,12 +154,12 @@ DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
     ("smooth", "const float *", _F32), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"),
     ("symmetric", "int32_t"), ("per_tensor", "int32_t"), ("per_channel", "int32_t"), ("channel_rows", "int64_t"),
     *_FORMAT, ("dst_max", "float"), ("dst_span", "float"), ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32),
-    ("offset", "float *", _F32), ("threads", "int32_t")])
+    ("offset", "float *", _F32), ("threads", "int32_t")], _dynamic_quant_extents)
 AFFINE_QUANT = Kernel("qg_affine_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
     ("scale", "const float *", _F32), ("zero", "const float *", _F32), ("per_row", "int32_t"),
     ("period", "int64_t"), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), *_FORMAT,
-    ("y", "void *", _QUANT_OUT), ("threads", "int32_t")])
+    ("y", "void *", _QUANT_OUT), ("threads", "int32_t")], _affine_quant_extents)
 DEQUANT_SWIGLU_QUANT = Kernel("qg_dequant_swiglu_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("h", "int64_t"),
     ("bias", "const int32_t *", _I32), ("weight_scale", "const float *", _F32), ("weight_stride", "int64_t"),
@@ -118,7 +168,8 @@ DEQUANT_SWIGLU_QUANT = Kernel("qg_dequant_swiglu_quant", [
     ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), ("activate_left", "int32_t"),
     ("swiglu_mode", "int32_t"), ("clamp_limit", "float"), ("glu_alpha", "float"), ("glu_bias", "float"),
     ("dynamic", "int32_t"), *_FORMAT, ("dst_max", "float"), ("dst_span", "float"),
-    ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32), ("threads", "int32_t")])
+    ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32), ("threads", "int32_t")],
+    _dequant_swiglu_quant_extents)
 KERNELS = (DYNAMIC_QUANT, AFFINE_QUANT, DEQUANT_SWIGLU_QUANT)
 
 
@@ -190,7 +241,10 @@ _cpu_registrations: list[torch.library.Library] = []
 def enable() -> bool:
     """Register every op's C-kernel implementation on the CPU key, in each namespace the op
     is defined in (if the library loads); returns whether the C kernels serve CPU tensors now."""
-    if not _cpu_registrations and library() is not None:
+    lib = library()
+    if not _cpu_registrations and lib is not None:
+        for kernel in KERNELS:
+            kernel.bind(lib)
         for namespace in LIBS:
             registrations = torch.library.Library(namespace, "IMPL")
             for op in OPS.values():

@@ -71,7 +71,8 @@ def test_a_library_whose_structs_differ_from_the_mirror_is_refused(monkeypatch):
     assert native._abi_mismatch(native.library()) is None
     fields = list(native.DYNAMIC_QUANT.fields)
     fields[2], fields[3] = fields[3], fields[2]  # rows and cols swapped: same types, wrong order
-    monkeypatch.setattr(native, "KERNELS", (native.Kernel("qg_dynamic_quant", fields), *native.KERNELS[1:]))
+    swapped = native.Kernel("qg_dynamic_quant", fields, native.DYNAMIC_QUANT.extents)
+    monkeypatch.setattr(native, "KERNELS", (swapped, *native.KERNELS[1:]))
     problem = native._abi_mismatch(native.library())
     assert problem and "argument structs differ" in problem
 
@@ -176,3 +177,27 @@ def test_public_functions_are_typed_and_documented(name):
     doc = inspect.getdoc(fn)
     assert f"torch_npu.{name}" in doc and "Args:" in doc and "Returns:" in doc
     assert all(f"    {p}:" in doc for p in signature.parameters), name
+
+
+@pytest.mark.parametrize("kernel,args,field", [
+    (native.DYNAMIC_QUANT, dict(x=torch.zeros(1, 8, dtype=torch.float16), x_dtype=0, rows=2, cols=8, smooth=None,
+                                group_ends=None, groups=0, symmetric=1, per_tensor=0, per_channel=0, channel_rows=1,
+                                out_kind=0, out_lo=-128.0, out_hi=127.0, dst_max=127.0, dst_span=255.0,
+                                y=torch.zeros(2, 8, dtype=torch.int8), scale=torch.zeros(2), offset=None), "x"),
+    (native.AFFINE_QUANT, dict(x=torch.zeros(2, 8), x_dtype=2, rows=2, cols=8, scale=torch.zeros(1, 7), zero=None,
+                               per_row=0, period=1, group_ends=None, groups=0, out_kind=0, out_lo=-128.0,
+                               out_hi=127.0, y=torch.zeros(2, 8, dtype=torch.int8)), "scale"),
+    (native.DEQUANT_SWIGLU_QUANT, dict(
+        x=torch.zeros(2, 8, dtype=torch.int32), x_dtype=3, rows=2, h=4, bias=None, weight_scale=torch.zeros(8),
+        weight_stride=8, activation_scale=None, float_bias=None, quant_scale=None, quant_stride=0, quant_offset=None,
+        group_ends=torch.tensor([1, 2]), groups=2, activate_left=0, swiglu_mode=0, clamp_limit=7.0, glu_alpha=1.0,
+        glu_bias=1.0, dynamic=1, out_kind=0, out_lo=-128.0, out_hi=127.0, dst_max=127.0, dst_span=255.0,
+        y=torch.zeros(2, 4, dtype=torch.int8), scale=torch.zeros(2)), "weight_scale"),
+])
+def test_an_undersized_tensor_never_reaches_the_c_kernel(kernel, args, field, monkeypatch):
+    """A size field that disagrees with a tensor (our own bug) stops before C reads past it."""
+    calls = []
+    monkeypatch.setattr(kernel, "_function", calls.append)
+    with pytest.raises(RuntimeError, match=rf"{kernel.name} would reach \d+ bytes through {field}\b"):
+        kernel(**args)
+    assert calls == []
