@@ -88,6 +88,8 @@ class Kernel:
         if args.keys() != self.names:
             missing, unknown = self.names - args.keys(), args.keys() - self.names
             raise TypeError(f"quant_graph: {self.name} missing {sorted(missing)}, unknown {sorted(unknown)}")
+        if self._function is None:
+            raise RuntimeError(f"quant_graph: {self.name} called before the C kernels were loaded")
         extents = self.extents(args)
         for name, dtypes in self.tensor_dtypes.items():
             t = args[name]
@@ -102,8 +104,6 @@ class Kernel:
                     f"which holds {t.numel() * t.element_size()} (shape {tuple(t.shape)}, {t.dtype}): a size "
                     f"field of the struct disagrees with the tensors passed")
             args[name] = t.data_ptr()
-        if self._function is None:
-            raise RuntimeError(f"quant_graph: {self.name} called before the C kernels were loaded")
         self._function(self.struct(threads=1 if _in_forked_child else torch.get_num_threads(), **args))
 
 

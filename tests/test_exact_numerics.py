@@ -1,10 +1,9 @@
 """How far exp's last bit moves npu_dequant_swiglu_quant's results, bounded tightly.
 
 The swish is ``v / (1 + exp(-v))`` on both kernel paths; exp is not correctly rounded
-anywhere, and the C kernel uses its own vectorized expf (qg_expf) where the portable path uses
-torch.exp. Against
-the reference with the path's own exp both are bit-exact (test_registry.py,
-test_dequant_swiglu_quant.py). Here the C kernel is held to the torch.exp reference on a
+anywhere, and the C kernel uses its own vectorized expf (qg_expf) where the portable path
+uses torch.exp. Against the reference with the path's own exp both are bit-exact
+(test_registry.py, test_dequant_swiglu_quant.py). Here the C kernel is held to the torch.exp reference on a
 large random case: a small, reported count of one-step differences in y, last-bit
 differences in scale, nothing more; and the bound itself is shown to reject more.
 """
