@@ -94,6 +94,17 @@ static inline float saturate(float v, float lo, float hi) {
     return rintf(v);
 }
 
+/* 0.0f where zero, else v, by masking v's bits: GCC keeps the division that computes v
+ * under the condition of a plain select (a division may trap), and then the loop does
+ * not vectorize; computed every time and masked, it does. */
+static inline float zero_where(float v, int zero) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= (uint32_t)(zero != 0) - 1u;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
 /* The output format: which storage writer, and the range [lo, hi] to saturate to
  * (quant_graph/_dtypes.py holds both; the C side keeps no range of its own). */
 typedef struct {
@@ -254,6 +265,10 @@ static void smooth_row(float *restrict buf, const float *restrict smooth, int64_
     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * smooth[i];
 }
 
+static void smooth_row_by(float *restrict buf, float factor, int64_t cols) {
+    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * factor;
+}
+
 /* The kernels' argument structs, each declared once: X(type, name) per field. */
 #define QG_DYNAMIC_QUANT_ARGS(X)                                                                        \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, smooth) \
@@ -302,10 +317,16 @@ int qg_abi_layout(char *buf, int size) {
 
 /* Running per-column statistics of one [M, H] slice: max and min with NaN sticky (once a
  * column meets a NaN its max and min stay NaN, as torch's reductions propagate it). The
- * selects vectorize to compare, or-unordered and blend. */
+ * selects vectorize to compare, or-unordered and blend. Folding partial statistics of
+ * consecutive row ranges in row order with the same selects gives the bits one fold over
+ * all the rows gives: a tie keeps the earlier value (0.0 against -0.0 included) and a
+ * NaN the later one, either way. */
 typedef struct {
     float *max, *min;
 } column_stats;
+
+static inline float fold_max(float acc, float v) { return (v > acc) | (v != v) ? v : acc; }
+static inline float fold_min(float acc, float v) { return (v < acc) | (v != v) ? v : acc; }
 
 static column_stats column_stats_alloc(int64_t cols) {
     const size_t n = (size_t)(cols > 0 ? cols : 1);
@@ -328,8 +349,16 @@ static void column_stats_reset(column_stats c, int64_t cols) {
 static void column_stats_add(column_stats c, const float *restrict v, int64_t cols) {
     float *restrict mx = c.max, *restrict mn = c.min;
     for (int64_t i = 0; i < cols; i++) {
-        mx[i] = (v[i] > mx[i]) | (v[i] != v[i]) ? v[i] : mx[i];
-        mn[i] = (v[i] < mn[i]) | (v[i] != v[i]) ? v[i] : mn[i];
+        mx[i] = fold_max(mx[i], v[i]);
+        mn[i] = fold_min(mn[i], v[i]);
+    }
+}
+
+/* into = into followed by later, over columns [c0, c1) */
+static void column_stats_merge(column_stats into, column_stats later, int64_t c0, int64_t c1) {
+    for (int64_t i = c0; i < c1; i++) {
+        into.max[i] = fold_max(into.max[i], later.max[i]);
+        into.min[i] = fold_min(into.min[i], later.min[i]);
     }
 }
 
@@ -342,64 +371,75 @@ static row_stats column_stat(column_stats c, int64_t i) {
 /*
  * quant_mode "perchannel": rows come in batches of channel_rows (M, >= 1) rows; scale and
  * offset are [batches, cols], from each column's statistics over its batch; smooth is
- * NULL or float32 [M], one factor per row of a batch. Each thread owns a block of columns
- * (a multiple of 64 wide, so int4 words never straddle two threads) and makes two passes
- * over it per batch: the statistics, then y. Its statistics and row buffer stay in cache
- * and no thread waits for another.
+ * NULL or float32 [M], one factor per row of a batch.
+ *
+ * Every element's scale depends on all M rows, so each batch takes two sweeps over x,
+ * both over whole rows in order (contiguous streams, as the per-token kernel reads).
+ * Threads split the batch's rows. In the first sweep each folds its rows into its own
+ * [cols] statistics (in L2); after a barrier each merges every thread's statistics in
+ * thread order over a share of the columns and writes their scale and offset. In the
+ * second sweep each quantizes its rows, last row first: the rows its first sweep read
+ * last are still in the shared L3 then.
  */
 static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
     const int x_dtype = a->x_dtype, symmetric = a->symmetric;
     const int64_t rows = a->rows, cols = a->cols, m = a->channel_rows, batches = rows / m;
     const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
+    const float lo = (float)fmt.lo, hi = (float)fmt.hi;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype), y_stride = out_row_bytes(fmt.kind, cols);
-    const int64_t blocks = (cols + 63) / 64;
+    column_stats *partial = NULL; /* one per thread, shared */
 #pragma omp parallel num_threads(a->threads)
     {
-        int64_t b0, b1;
-        this_threads_rows(blocks, &b0, &b1);
-        const int64_t c0 = b0 * 64, c1 = b1 * 64 < cols ? b1 * 64 : cols, n = c1 - c0;
-        float *buf = row_buffer(n);
-        column_stats stats = column_stats_alloc(n);
-        const char *xb = (const char *)a->x + c0 * in_elem_bytes(x_dtype);
-        char *yb = (char *)a->y + out_row_bytes(fmt.kind, c0);
-        for (int64_t b = 0; n > 0 && b < batches; b++) {
-            const char *xbatch = xb + b * m * x_stride;
-            float *scale = a->scale + b * cols + c0, *offset = a->offset ? a->offset + b * cols + c0 : NULL;
-            column_stats_reset(stats, n);
-            for (int64_t r = 0; r < m; r++) {
-                load_row(buf, xbatch + r * x_stride, x_dtype, n);
-                if (a->smooth)
-                    for (int64_t i = 0; i < n; i++) buf[i] = buf[i] * a->smooth[r];
-                column_stats_add(stats, buf, n);
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+        partial = (column_stats *)malloc((size_t)nt * sizeof *partial);
+        /* (the single's barrier: partial is allocated) */
+        partial[t] = column_stats_alloc(cols);
+        float *buf = row_buffer(cols);
+        int64_t r0, r1, c0, c1;
+        this_threads_rows(m, &r0, &r1);
+        this_threads_rows(cols, &c0, &c1);
+        for (int64_t b = 0; b < batches; b++) {
+            const char *xbatch = (const char *)a->x + b * m * x_stride;
+            float *scale = a->scale + b * cols, *offset = a->offset ? a->offset + b * cols : NULL;
+            column_stats_reset(partial[t], cols);
+            for (int64_t r = r0; r < r1; r++) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, cols);
+                if (a->smooth) smooth_row_by(buf, a->smooth[r], cols);
+                column_stats_add(partial[t], buf, cols);
             }
-            for (int64_t i = 0; i < n; i++) {
+#pragma omp barrier
+            for (int u = 1; u < nt; u++) column_stats_merge(partial[0], partial[u], c0, c1);
+            for (int64_t i = c0; i < c1; i++) {
                 float unused_offset;
-                dynamic_params(column_stat(stats, i), symmetric, a->dst_max, a->dst_span, &scale[i],
+                dynamic_params(column_stat(partial[0], i), symmetric, a->dst_max, a->dst_span, &scale[i],
                                offset ? &offset[i] : &unused_offset);
             }
-            for (int64_t r = 0; r < m; r++) {
-                load_row(buf, xbatch + r * x_stride, x_dtype, n);
-                if (a->smooth)
-                    for (int64_t i = 0; i < n; i++) buf[i] = buf[i] * a->smooth[r];
+            /* every scale is written; the next batch's reset of partial[0] waits for this
+             * barrier too, so no thread still merges into it */
+#pragma omp barrier
+            for (int64_t r = r1 - 1; r >= r0; r--) {
+                load_row(buf, xbatch + r * x_stride, x_dtype, cols);
+                if (a->smooth) smooth_row_by(buf, a->smooth[r], cols);
                 /* the steps of dynamic_quant_row with a divisor and offset per column: int8
                  * symmetric, the common case, in one loop; the rest through store_row, where
                  * v / 1 + 0 changes no value */
-                void *y_row = yb + (b * m + r) * y_stride;
+                void *y_row = (char *)a->y + (b * m + r) * y_stride;
                 if (fmt.kind == QG_OUT_INT8 && !offset) {
                     int8_t *d = (int8_t *)y_row;
-                    for (int64_t i = 0; i < n; i++)
-                        d[i] = (int8_t)saturate(scale[i] == 0.0f ? 0.0f : buf[i] / scale[i], (float)fmt.lo,
-                                                (float)fmt.hi);
+                    for (int64_t i = 0; i < cols; i++)
+                        d[i] = (int8_t)saturate(zero_where(buf[i] / scale[i], scale[i] == 0.0f), lo, hi);
                     continue;
                 }
-                for (int64_t i = 0; i < n; i++)
-                    buf[i] = scale[i] == 0.0f ? 0.0f : (offset ? buf[i] / scale[i] + offset[i] : buf[i] / scale[i]);
-                store_row(y_row, fmt, buf, n, 1.0f, 0.0f);
+                for (int64_t i = 0; i < cols; i++)
+                    buf[i] = zero_where(offset ? buf[i] / scale[i] + offset[i] : buf[i] / scale[i], scale[i] == 0.0f);
+                store_row(y_row, fmt, buf, cols, 1.0f, 0.0f);
             }
         }
-        column_stats_free(&stats);
+        column_stats_free(&partial[t]);
         free(buf);
     }
+    free(partial);
 }
 
 /*
