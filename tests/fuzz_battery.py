@@ -238,7 +238,7 @@ def group_index_cases(info):
 
 def width_cases():
     """Rows of width 1, 7 and 2**20 in each op's main modes, parameters sized to match (one
-    row and fewer modes at 2**20, where the Python references take a second a call)."""
+    row a slice and fewer modes at 2**20, where the Python references take a second a call)."""
     g = torch.Generator().manual_seed(7)
 
     def rnd(*shape, dtype=torch.float32, scale=3.0):
@@ -257,6 +257,11 @@ def width_cases():
                     [] if wide else [(None, "pertensor"), (torch.quint4x2, "pertoken")]):
                 yield Case(info, f"width {w} {dst} {mode}", (rnd(rows, w, dtype=h),),
                            {"dst_type": dst, "quant_mode": mode, "smooth_scales": rnd(w, dtype=h).abs() + 0.5})
+            # per channel: two [rows, w] slices, smooth_scales one factor per row of a slice
+            for dst in (None, torch.quint4x2):
+                yield Case(info, f"width {w} {dst} perchannel", (rnd(2, rows, w, dtype=h),),
+                           {"dst_type": dst, "quant_mode": "perchannel",
+                            "smooth_scales": rnd(rows, dtype=h).abs() + 0.5})
             yield Case(info, f"width {w} moe", (rnd(rows + 1, w, dtype=torch.bfloat16),),
                        {"smooth_scales": rnd(2, w, dtype=torch.bfloat16).abs() + 0.5,
                         "group_index": torch.tensor([1, rows + 1], dtype=torch.int32)})

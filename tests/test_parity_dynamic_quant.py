@@ -160,6 +160,30 @@ def test_perchannel_native_and_portable_paths_agree(batches, tokens, cols, symme
     assert_identical(fast, portable)
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("dst_type", [None, torch.quint4x2])
+@pytest.mark.parametrize("tokens", [5, 37])
+def test_perchannel_bits_do_not_depend_on_the_thread_count(symmetric, dst_type, tokens):
+    # the C kernel splits each slice's rows among the threads and merges their column
+    # statistics: NaN, inf and ties of zeros meet in different threads' rows, and with 8
+    # threads some have no rows of a 5-token slice
+    x = _x((2, tokens, 72), torch.float16)
+    x[0, 0, 3], x[0, -1, 3], x[1, -1, 4] = float("nan"), float("nan"), float("nan")
+    x[0, 1, 5], x[0, -2, 5], x[1, 0, 6] = float("inf"), -float("inf"), float("inf")
+    x[:, :, 7] = 0.0
+    x[:, -2:, 7] = -0.0
+    kwargs = {"dst_type": dst_type, "quant_mode": "perchannel", "smooth_scales": (torch.rand(tokens) + 0.5).half()}
+    with portable_path():
+        expected = OPS[symmetric](x, **kwargs)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3, 8):
+            torch.set_num_threads(n)
+            assert_identical(OPS[symmetric](x, **kwargs), expected)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @given(shape=st.lists(st.integers(0, 6), min_size=2, max_size=4), symmetric=st.booleans(), smooth=st.booleans(),
        int4=st.booleans())
 def test_perchannel_fake_matches_eager(shape, symmetric, smooth, int4):
