@@ -379,7 +379,7 @@ static row_stats column_stat(column_stats c, int64_t i) {
  * [cols] statistics (in L2); after a barrier each merges every thread's statistics in
  * thread order over a share of the columns and writes their scale and offset. In the
  * second sweep each quantizes its rows, last row first: the rows its first sweep read
- * last are still in the shared L3 then.
+ * last may still be in the shared L3 then (a small gain: an L3's worth of a large x).
  */
 static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
     const int x_dtype = a->x_dtype, symmetric = a->symmetric;
