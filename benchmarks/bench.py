@@ -31,9 +31,12 @@ a change in the machine's speed during the run hits all variants alike. Timings 
 machine are noisy; compare the ratios, which come from one run.
 
 Threads: --threads N sets torch.set_num_threads (the C kernels use as many). With 2 threads,
-small calls made back to back can stall now and then in OpenMP's thread hand-off (the
-spin-wait of a worker that went to sleep between calls); the median absorbs single stalls,
-and --threads 1 shows a decode time without them.
+small calls made back to back may stall in OpenMP: each parallel region waits until every
+worker thread runs, and a worker that another process keeps off its core (or that went to
+sleep between calls) costs a scheduler time slice, milliseconds, on a call of microseconds.
+On a loaded 2-core machine every such call can stall, and the medians show the stall (calls
+of any size all near one time, ~16 ms); the header's load average says whether that was so.
+--threads 1 shows the times without it.
 """
 
 from __future__ import annotations
@@ -273,10 +276,11 @@ def large_shape(name, quick):
     return QUICK_SHAPE if quick else CASES[name][1]
 
 
-def recorded_kernel_call(call: Callable[[], object]) -> Callable[[], None] | None:
-    """The C kernel that ``call`` runs, as a replay: the bound C function on the arguments
-    of one recorded call, writing again into that call's outputs (already touched, so the
-    replay pays no page faults). None when ``call`` runs no C kernel (the portable path)."""
+def recorded_kernel_calls(call: Callable[[], object]) -> Callable[[], object] | None:
+    """The C kernel calls that ``call`` makes, as a replay: the bound C functions on the
+    arguments recorded from one call, writing again into that call's outputs (already
+    touched, so the replay pays no page faults). None when ``call`` runs no C kernel (a
+    format without a C writer, or the portable path)."""
     recorded = []
     record_and_run = native.Kernel.__call__
 
@@ -289,15 +293,15 @@ def recorded_kernel_call(call: Callable[[], object]) -> Callable[[], None] | Non
         outputs = call()
     finally:
         native.Kernel.__call__ = record_and_run
-    if len(recorded) != 1:
+    if not recorded:
         return None
-    kernel, args = recorded[0]
-    fields = {k: v.data_ptr() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
-    struct = kernel.struct(threads=torch.get_num_threads(), **fields)
+    bound = [(kernel._function, kernel.struct(threads=torch.get_num_threads(), **{
+        k: v.data_ptr() if isinstance(v, torch.Tensor) else v for k, v in args.items()})) for kernel, args in recorded]
 
     def replay():
-        kernel._function(struct)
-        return args, outputs  # holds the tensors the struct points into
+        for function, struct in bound:
+            function(struct)
+        return recorded, outputs  # holds the tensors the structs point into
 
     return replay
 
@@ -329,7 +333,7 @@ def large_case(c: Case, rounds: int) -> None:
     copy_into = torch.empty_like(x)
     variants = {"eager call": lambda: c.public(*c.args), "inductor composite": lambda: inductor(*c.args),
                 "dst.copy_(x)": lambda: copy_into.copy_(x)}
-    kernel = recorded_kernel_call(variants["eager call"])
+    kernel = recorded_kernel_calls(variants["eager call"])
     if kernel is not None:
         variants["C kernel alone"] = kernel
     t = median_seconds(variants, rounds)
@@ -389,8 +393,9 @@ def sweep(opts):
           "(below 1: faster than inductor)")
     for name in ("dynamic_quant_asymmetric", "dynamic_quant"):
         build = CASES[name][0]
-        ours, inductor = compiled_pair(build(2, hidden))
-        print(f"\n{build(1, hidden).title.split(',')[0]}")
+        first = build(1, hidden)
+        ours, inductor = compiled_pair(first)
+        print(f"\n{first.title.split(',')[0]}")
         print(f"  {'T':>5} {'eager us':>10} {'compiled us':>12} {'inductor us':>12} {'eager/ind':>10} "
               f"{'compiled/ind':>13}  fastest")
         for tokens in SWEEP_TOKENS:
@@ -436,7 +441,9 @@ def first_compile_seconds(opts, backend):
                                         backend=backend)
     with tempfile.TemporaryDirectory(prefix="bench-inductor-cache-") as cache:
         done = subprocess.run([sys.executable, "-c", source], env=child_env(opts, cache), capture_output=True,
-                              text=True, check=True)
+                              text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f'the MoE example failed to compile with backend="{backend}":\n{done.stderr}')
     return float(done.stdout.split()[-1])
 
 
@@ -458,6 +465,7 @@ def compile_time(opts):
 
     with tempfile.TemporaryDirectory(prefix="bench-dump-") as scratch:
         env = child_env(opts, str(Path(scratch) / "inductor-cache"))
+        python_torch_s, _ = wall_seconds([sys.executable, "-c", "import torch"], env)
         import_s, _ = wall_seconds([sys.executable, "-c", "import quant_graph.cli"], env)
         dump_s, done = wall_seconds([sys.executable, "-m", "quant_graph", "dump", "examples/moe_ffn.py:make_model",
                                      "--dump-dir", str(Path(scratch) / "dump"), "--no-dot"], env)
@@ -465,7 +473,8 @@ def compile_time(opts):
         print(f"  quant-graph dump failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
     else:
         print(f"  quant-graph dump examples/moe_ffn.py:make_model --no-dot: {dump_s:.1f} s wall, of which "
-              f"starting Python and importing quant_graph.cli {import_s:.1f} s")
+              f"starting Python and importing quant_graph.cli {import_s:.1f} s (importing torch alone "
+              f"{python_torch_s:.1f} s)")
 
 
 def per_token_int8_peers(x):
@@ -552,8 +561,10 @@ def main(argv=None):
     if opts.rounds < 1 or opts.threads < 1:
         parser.error("--rounds and --threads must be at least 1")
     torch.set_num_threads(opts.threads)
+    # the load says how far to trust this run: other processes on the cores stall the threads (see Threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {opts.rounds} rounds, "
-          f"C kernels: {'yes' if native.library() else 'no (portable path)'}{', quick shapes' if opts.quick else ''}")
+          f"C kernels: {'yes' if native.library() else 'no (portable path)'}{', quick shapes' if opts.quick else ''}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start")
     chosen = opts.sections or list(SECTIONS)
     for name in chosen:
         SECTIONS[name][0](opts)
