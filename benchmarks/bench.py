@@ -358,7 +358,7 @@ def decode(opts):
     for build, _ in CASES.values():
         c = build(1, DECODE_HIDDEN)
         x = c.args[0]
-        t = median_seconds({"call": lambda c=c: c.public(*c.args), "abs": x.abs}, opts.rounds)
+        t = median_seconds({"call": lambda: c.public(*c.args), "abs": x.abs}, opts.rounds)
         print(f"\n{c.title}: call {us(t['call']).strip()} us, x.abs() {us(t['abs']).strip()} us")
         check(DECODE_VS_ATEN, t["call"] / t["abs"], c.title)
 
@@ -400,8 +400,8 @@ def sweep(opts):
               f"{'compiled/ind':>13}  fastest")
         for tokens in SWEEP_TOKENS:
             c = build(tokens, hidden)
-            t = median_seconds({"eager": lambda c=c: c.public(*c.args), "compiled": lambda c=c: ours(*c.args),
-                                "inductor": lambda c=c: inductor(*c.args)}, opts.rounds)
+            t = median_seconds({"eager": lambda: c.public(*c.args), "compiled": lambda: ours(*c.args),
+                                "inductor": lambda: inductor(*c.args)}, opts.rounds)
             print(f"  {tokens:>5} {us(t['eager']):>10} {us(t['compiled']):>12} {us(t['inductor']):>12} "
                   f"{t['eager'] / t['inductor']:>10.2f} {t['compiled'] / t['inductor']:>13.2f}  {min(t, key=t.get)}")
 
