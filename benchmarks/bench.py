@@ -1,60 +1,125 @@
-"""Bandwidth of quant_graph's eager fallbacks on this machine, as ratios measured in one run.
+"""Speed of quant_graph on this machine against what a user would otherwise run, as ratios
+measured interleaved in one run (issue 16's targets), with one summary line per target.
 
-    python benchmarks/bench.py            # every operator at an LLM-sized shape
-    python benchmarks/bench.py --quick    # small shapes, a smoke run
+    python benchmarks/bench.py                    # every section, LLM-sized shapes
+    python benchmarks/bench.py --quick            # small shapes, a smoke run (seconds to a minute)
+    python benchmarks/bench.py decode sweep       # only the sections named
+    python benchmarks/bench.py --threads 1 --rounds 11
 
-For each operator: GB/s of input+output bytes for the eager fallback, for a
-straightforward torch composite of the SPEC formula, for that composite under
-torch.compile (inductor), and for ``clone`` of the input (the memory bound), each as a
-ratio to clone. Peak extra memory is the resident-set growth during one call beyond the
-outputs' own bytes, as a ratio to the input's size.
+Sections:
+  large     each op's main modes at a large shape: the full eager call against inductor's
+            compiled code for the same formula (torch.compile(composite, dynamic=True)), and
+            the C kernel alone (the bound C function, replaying one recorded call into its
+            already-touched outputs) against ``dst.copy_(x)`` into preallocated memory, the
+            bandwidth bound. The copy reads and writes x's bytes; a kernel writes fewer
+            (int8 out), so a ratio above 1.0 is possible.
+  decode    each public call on one token [1, 7168] against one aten op (``x.abs()``) on it
+  compiled  each op inside torch.compile(backend="quant_graph", dynamic=True) against
+            inductor's compiled composite, at T=1 and at the large T
+  sweep     npu_dynamic_quant_asymmetric and npu_dynamic_quant per token over T = 1 .. 4096 at
+            H = 7168: eager and compiled against inductor's compiled composite
+  compile   first compile of examples/moe_ffn.py with backend="quant_graph" and with
+            backend="inductor", each in a fresh subprocess with an empty inductor/AOT cache;
+            the time of ``quant-graph dump`` on it and of importing quant_graph
+  peers     per-token asymmetric int8 by torch.ops.quantized_decomposed and by torchao
+            (choose_qparams_affine + quantize_affine; requirements-bench.txt pins it)
+  moe       examples/moe_ffn.py end to end: eager vs compiled per token count
+
+Every timing is the median over --rounds interleaved rounds: each round runs every variant
+of a measurement once, in turn (a batch of calls where one call is too short to time), so
+a change in the machine's speed during the run hits all variants alike. Timings on a shared
+machine are noisy; compare the ratios, which come from one run.
+
+Threads: --threads N sets torch.set_num_threads (the C kernels use as many). With 2 threads,
+small calls made back to back may stall in OpenMP: each parallel region waits until every
+worker thread runs, and a worker that another process keeps off its core (or that went to
+sleep between calls) costs a scheduler time slice, milliseconds, on a call of microseconds.
+On a loaded 2-core machine every such call can stall, and the medians show the stall (calls
+of any size all near one time, ~16 ms); the header's load average says whether that was so.
+--threads 1 shows the times without it.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 import quant_graph as qg
+from quant_graph import native
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+QUICK_SHAPE = (512, 1024)
+DECODE_HIDDEN = 7168
+SWEEP_TOKENS = (1, 4, 16, 64, 256, 4096)
 
 
-def seconds(fn, repeats):
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
+def median_seconds(variants: dict[str, Callable[[], object]], rounds: int, batch_s: float = 0.01) -> dict[str, float]:
+    """Median seconds per call of each variant over interleaved rounds. Each variant is
+    called once first (compiles, caches); a call shorter than ``batch_s`` is timed in a batch
+    of calls that long, since one call of a few microseconds is below the clock's noise."""
+    batch = {}
+    for name, fn in variants.items():
+        fn()
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        batch[name] = max(1, math.ceil(batch_s / max(time.perf_counter() - start, 1e-7)))
+    samples = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            for _ in range(batch[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / batch[name])
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
-def _status_kib(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1])
-    raise KeyError(field)
+# --- targets and the summary -------------------------------------------------------------
+
+class Target(NamedTuple):
+    name: str
+    ratio: str  # what the ratio divides
+    at_least: bool  # whether the target is a lower bound (else an upper one)
+    bound: float
+
+    def met(self, ratio: float) -> bool:
+        return ratio >= self.bound if self.at_least else ratio <= self.bound
+
+    def describe(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.bound:g}x"
 
 
-def peak_extra_bytes(fn):
-    """Peak RSS growth during fn() minus the bytes of what it returns (Linux)."""
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    before = _status_kib("VmRSS")
-    out = fn()
-    peak = _status_kib("VmHWM")
-    out_bytes = sum(t.numel() * t.element_size() for t in (out if isinstance(out, tuple) else (out,)))
-    return max(0, (peak - before) * 1024 - out_bytes)
+EAGER_VS_INDUCTOR = Target("eager_vs_inductor", "inductor's compiled composite time / eager call time", True, 1.2)
+KERNEL_VS_COPY = Target("kernel_vs_copy", "dst.copy_(x) time / C kernel alone time", True, 0.7)
+DECODE_VS_ATEN = Target("decode_vs_aten", "public call time on [1, 7168] / x.abs() time", False, 4.0)
+COMPILED_VS_INDUCTOR = Target("compiled_vs_inductor",
+                              'backend="quant_graph" compiled op time / inductor\'s compiled composite time',
+                              False, 1.0)
+COMPILE_VS_INDUCTOR = Target("compile_vs_inductor",
+                             'MoE first compile, backend="quant_graph" / backend="inductor"', False, 1.1)
+
+SUMMARY: list[str] = []
 
 
-def nbytes(*tensors):
-    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+def check(target: Target, ratio: float, subject: str) -> None:
+    verdict = "PASS" if target.met(ratio) else "MISS"
+    line = f"{verdict}  {target.name:<20} {ratio:7.2f}x  (target {target.describe()})  {subject}"
+    SUMMARY.append(line)
+    print(f"  {line}")
 
 
-# --- straightforward composites of the SPEC formulas (what a user would write) --------
+# --- one straightforward torch composite per SPEC formula (what a user would write) ------
 
 def composite_dynamic_quant_asymmetric(x):
     xf = x.float()
@@ -65,22 +130,11 @@ def composite_dynamic_quant_asymmetric(x):
     return y, scale.squeeze(-1), offset.squeeze(-1)
 
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
-
-
-@case
-def dynamic_quant_asymmetric(quick):
-    tokens, hidden = (1024, 1024) if quick else (16384, 7168)
-    x = torch.randn(tokens, hidden, dtype=torch.float16)
-    out_bytes = tokens * hidden + 8 * tokens
-    return (f"npu_dynamic_quant_asymmetric int8 per token, fp16 [{tokens}, {hidden}]", x,
-            lambda: qg.npu_dynamic_quant_asymmetric(x), lambda: composite_dynamic_quant_asymmetric(x),
-            composite_dynamic_quant_asymmetric, (x,), out_bytes)
+def composite_dynamic_quant(x):
+    xf = x.float()
+    scale = xf.abs().amax(-1, keepdim=True) / 127
+    y = torch.round(xf / scale).clamp(-128, 127).to(torch.int8)
+    return y, scale.squeeze(-1)
 
 
 def composite_dynamic_quant_perchannel(x):
@@ -90,30 +144,9 @@ def composite_dynamic_quant_perchannel(x):
     return y, scale.squeeze(-2)
 
 
-@case
-def dynamic_quant_perchannel(quick):
-    tokens, hidden = (1024, 1024) if quick else (16384, 7168)
-    x = torch.randn(tokens, hidden, dtype=torch.float16)
-    out_bytes = tokens * hidden + 4 * hidden
-    return (f"npu_dynamic_quant int8 per channel, fp16 [{tokens}, {hidden}]", x,
-            lambda: qg.npu_dynamic_quant(x, quant_mode="perchannel"), lambda: composite_dynamic_quant_perchannel(x),
-            composite_dynamic_quant_perchannel, (x,), out_bytes)
-
-
 def composite_quantize(x, scales, zero_points):
     v = x.float() * scales.float() + zero_points.float()
     return torch.round(v).clamp(-128, 127).to(torch.int8)
-
-
-@case
-def quantize(quick):
-    tokens, hidden = (1024, 1024) if quick else (8192, 7168)
-    x = torch.randn(tokens, hidden, dtype=torch.float16)
-    scales, zero_points = torch.rand(hidden, dtype=torch.float16) + 0.5, torch.randn(hidden, dtype=torch.float16)
-    return (f"npu_quantize div_mode=False qint8, fp16 [{tokens}, {hidden}]", x,
-            lambda: qg.npu_quantize(x, scales, zero_points, torch.qint8, -1, False),
-            lambda: composite_quantize(x, scales, zero_points), composite_quantize, (x, scales, zero_points),
-            tokens * hidden)
 
 
 def composite_quantize_float8(x, scale):
@@ -121,32 +154,10 @@ def composite_quantize_float8(x, scale):
     return v.nan_to_num(0.0).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
 
 
-@case
-def quantize_float8(quick):
-    """cann-recipes' per-tensor call: a 1-element scale, div_mode=True, float8_e4m3fn out."""
-    tokens, hidden = (1024, 1024) if quick else (8192, 7168)
-    x, scale = torch.randn(tokens, hidden, dtype=torch.bfloat16), torch.tensor([0.02])
-    return (f"npu_quantize div_mode=True float8_e4m3fn per tensor, bf16 [{tokens}, {hidden}]", x,
-            lambda: qg.npu_quantize(x, scale, None, torch.float8_e4m3fn, -1, True),
-            lambda: composite_quantize_float8(x, scale), composite_quantize_float8, (x, scale), tokens * hidden)
-
-
 def composite_group_quant(x, scale, group_index, offset):
     counts = torch.diff(group_index, prepend=group_index.new_zeros(1))
     row_scale = scale.repeat_interleave(counts, dim=0, output_size=x.shape[0])
     return torch.round(x.float() * row_scale + offset).clamp(-128, 127).to(torch.int8)
-
-
-@case
-def group_quant(quick):
-    tokens, hidden, groups = (1024, 1024, 8) if quick else (8192, 7168, 8)
-    x = torch.randn(tokens, hidden, dtype=torch.float16)
-    scale, offset = torch.rand(groups, hidden) * 50, torch.tensor([0.25])
-    group_index = torch.linspace(0, tokens, groups + 1)[1:].round().to(torch.int64)
-    return (f"npu_group_quant int8, fp16 [{tokens}, {hidden}], {groups} groups", x,
-            lambda: qg.npu_group_quant(x, scale, group_index, offset=offset),
-            lambda: composite_group_quant(x, scale, group_index, offset), composite_group_quant,
-            (x, scale, group_index, offset), tokens * hidden)
 
 
 def composite_dequant_swiglu_quant(x, weight_scale, activation_scale, quant_scale, group_index):
@@ -158,21 +169,6 @@ def composite_dequant_swiglu_quant(x, weight_scale, activation_scale, quant_scal
     return torch.round(out / scale).clamp(-128, 127).to(torch.int8), scale.squeeze(-1)
 
 
-@case
-def dequant_swiglu_quant(quick):
-    tokens, hidden, groups = (1024, 512, 8) if quick else (8192, 4096, 8)
-    x = torch.randint(-500, 500, (tokens, 2 * hidden), dtype=torch.int32)
-    weight_scale, activation_scale = torch.rand(groups, 2 * hidden) * 0.01, torch.rand(tokens) * 0.01
-    quant_scale = torch.rand(groups, hidden) + 0.5
-    group_index = torch.full((groups,), tokens // groups, dtype=torch.int64)
-    args = (x, weight_scale, activation_scale, quant_scale, group_index)
-    return (f"npu_dequant_swiglu_quant dynamic, int32 [{tokens}, {2 * hidden}], {groups} groups", x,
-            lambda: qg.npu_dequant_swiglu_quant(x, weight_scale=weight_scale, activation_scale=activation_scale,
-                                                quant_scale=quant_scale, group_index=group_index, quant_mode=1),
-            lambda: composite_dequant_swiglu_quant(*args), composite_dequant_swiglu_quant, args,
-            tokens * hidden + 4 * tokens)
-
-
 def composite_dequant_swiglu_quant_gpt_oss(x, weight_scale, activation_scale, quant_scale):
     xf = x.float() * weight_scale * activation_scale.unsqueeze(-1)
     gate, linear = xf[:, 0::2].clamp(max=7.0), xf[:, 1::2].clamp(-7.0, 7.0)
@@ -181,92 +177,402 @@ def composite_dequant_swiglu_quant_gpt_oss(x, weight_scale, activation_scale, qu
     return torch.round(out / scale).clamp(-128, 127).to(torch.int8), scale.squeeze(-1)
 
 
-@case
-def dequant_swiglu_quant_gpt_oss(quick):
-    tokens, hidden = (1024, 512) if quick else (8192, 4096)
-    x = torch.randint(-500, 500, (tokens, 2 * hidden), dtype=torch.int32)
-    weight_scale, activation_scale = torch.rand(2 * hidden) * 0.01, torch.rand(tokens) * 0.01
-    quant_scale = torch.rand(hidden) + 0.5
-    args = (x, weight_scale, activation_scale, quant_scale)
-    return (f"npu_dequant_swiglu_quant swiglu_mode=1 (GPT-OSS) dynamic, int32 [{tokens}, {2 * hidden}]", x,
-            lambda: qg.npu_dequant_swiglu_quant(x, weight_scale=weight_scale, activation_scale=activation_scale,
-                                                quant_scale=quant_scale, quant_mode=1, swiglu_mode=1),
-            lambda: composite_dequant_swiglu_quant_gpt_oss(*args), composite_dequant_swiglu_quant_gpt_oss, args,
-            tokens * hidden + 4 * tokens)
+# --- the cases: an op's call and its composite, on inputs of [tokens, hidden] -------------
+
+class Case(NamedTuple):
+    title: str
+    public: Callable  # quant_graph's call, a function of args only (so torch.compile can take it)
+    composite: Callable
+    args: tuple
 
 
-def run(name, quick, repeats, with_compile):
-    title, x, ours, composite, composite_fn, composite_args, out_bytes = CASES[name](quick)
-    moved = nbytes(x) + out_bytes
-    clone_s = seconds(lambda: x.clone(), repeats)
-    clone_gbs = 2 * nbytes(x) / clone_s / 1e9
-    rows = [("x.clone() (memory bound)", clone_gbs)]
-    rows.append(("quant_graph eager fallback", moved / seconds(ours, repeats) / 1e9))
-    rows.append(("straightforward torch composite", moved / seconds(composite, max(1, repeats // 2)) / 1e9))
-    if with_compile:
-        compiled = torch.compile(composite_fn, dynamic=True)
-        compiled_s = seconds(lambda: compiled(*composite_args), repeats)
-        rows.append(("composite under torch.compile", moved / compiled_s / 1e9))
-    extra = peak_extra_bytes(ours) / nbytes(x)
-    print(f"\n{title}")
-    print(f"  {'variant':<34} {'GB/s':>7} {'x clone':>8}")
-    for label, gbs in rows:
-        print(f"  {label:<34} {gbs:7.2f} {gbs / clone_gbs:8.2f}")
-    print(f"  eager fallback vs composite: {rows[1][1] / rows[2][1]:.1f}x faster; "
-          f"peak extra memory {extra:.2f}x the input")
+CASES: dict[str, tuple[Callable[[int, int], Case], tuple[int, int]]] = {}
 
 
-def moe_example(quick, repeats):
-    """Example (b) end to end: eager vs torch.compile(backend="quant_graph"), compile time, recompiles."""
-    import sys
+def case(large_tokens: int, large_hidden: int):
+    def register(build):
+        CASES[build.__name__] = (build, (large_tokens, large_hidden))
+        return build
+    return register
 
+
+def group_ends(tokens, groups):
+    """Cumulative token ends of ``groups`` near-equal groups."""
+    return torch.linspace(0, tokens, groups + 1)[1:].round().to(torch.int64)
+
+
+@case(16384, 7168)
+def dynamic_quant_asymmetric(tokens, hidden):
+    return Case(f"npu_dynamic_quant_asymmetric int8 per token, fp16 [{tokens}, {hidden}]",
+                lambda x: qg.npu_dynamic_quant_asymmetric(x), composite_dynamic_quant_asymmetric,
+                (torch.randn(tokens, hidden, dtype=torch.float16),))
+
+
+@case(16384, 7168)
+def dynamic_quant(tokens, hidden):
+    return Case(f"npu_dynamic_quant int8 per token, fp16 [{tokens}, {hidden}]",
+                lambda x: qg.npu_dynamic_quant(x), composite_dynamic_quant,
+                (torch.randn(tokens, hidden, dtype=torch.float16),))
+
+
+@case(16384, 7168)
+def dynamic_quant_perchannel(tokens, hidden):
+    return Case(f"npu_dynamic_quant int8 per channel, fp16 [{tokens}, {hidden}]",
+                lambda x: qg.npu_dynamic_quant(x, quant_mode="perchannel"), composite_dynamic_quant_perchannel,
+                (torch.randn(tokens, hidden, dtype=torch.float16),))
+
+
+@case(8192, 7168)
+def quantize(tokens, hidden):
+    x = torch.randn(tokens, hidden, dtype=torch.float16)
+    scales, zero_points = torch.rand(hidden, dtype=torch.float16) + 0.5, torch.randn(hidden, dtype=torch.float16)
+    return Case(f"npu_quantize div_mode=False qint8, fp16 [{tokens}, {hidden}]",
+                lambda x, s, z: qg.npu_quantize(x, s, z, torch.qint8, -1, False), composite_quantize,
+                (x, scales, zero_points))
+
+
+@case(8192, 7168)
+def quantize_float8(tokens, hidden):
+    """cann-recipes' per-tensor call: a 1-element scale, div_mode=True, float8_e4m3fn out."""
+    return Case(f"npu_quantize div_mode=True float8_e4m3fn per tensor, bf16 [{tokens}, {hidden}]",
+                lambda x, s: qg.npu_quantize(x, s, None, torch.float8_e4m3fn, -1, True), composite_quantize_float8,
+                (torch.randn(tokens, hidden, dtype=torch.bfloat16), torch.tensor([0.02])))
+
+
+@case(8192, 7168)
+def group_quant(tokens, hidden):
+    groups = min(8, tokens)
+    x = torch.randn(tokens, hidden, dtype=torch.float16)
+    scale, offset = torch.rand(groups, hidden) * 50, torch.tensor([0.25])
+    return Case(f"npu_group_quant int8, fp16 [{tokens}, {hidden}], {groups} groups",
+                lambda x, s, g, o: qg.npu_group_quant(x, s, g, offset=o), composite_group_quant,
+                (x, scale, group_ends(tokens, groups), offset))
+
+
+@case(8192, 8192)
+def dequant_swiglu_quant(tokens, hidden):
+    groups, h = min(8, tokens), hidden // 2
+    x = torch.randint(-500, 500, (tokens, hidden), dtype=torch.int32)
+    weight_scale, activation_scale = torch.rand(groups, hidden) * 0.01, torch.rand(tokens) * 0.01
+    counts = torch.diff(group_ends(tokens, groups), prepend=torch.zeros(1, dtype=torch.int64))
+    return Case(f"npu_dequant_swiglu_quant dynamic, int32 [{tokens}, {hidden}], {groups} groups",
+                lambda x, w, a, q, g: qg.npu_dequant_swiglu_quant(x, weight_scale=w, activation_scale=a,
+                                                                  quant_scale=q, group_index=g, quant_mode=1),
+                composite_dequant_swiglu_quant,
+                (x, weight_scale, activation_scale, torch.rand(groups, h) + 0.5, counts))
+
+
+@case(8192, 8192)
+def dequant_swiglu_quant_gpt_oss(tokens, hidden):
+    x = torch.randint(-500, 500, (tokens, hidden), dtype=torch.int32)
+    return Case(f"npu_dequant_swiglu_quant swiglu_mode=1 (GPT-OSS) dynamic, int32 [{tokens}, {hidden}]",
+                lambda x, w, a, q: qg.npu_dequant_swiglu_quant(x, weight_scale=w, activation_scale=a,
+                                                               quant_scale=q, quant_mode=1, swiglu_mode=1),
+                composite_dequant_swiglu_quant_gpt_oss,
+                (x, torch.rand(hidden) * 0.01, torch.rand(tokens) * 0.01, torch.rand(hidden // 2) + 0.5))
+
+
+def large_shape(name, quick):
+    return QUICK_SHAPE if quick else CASES[name][1]
+
+
+def recorded_kernel_calls(call: Callable[[], object]) -> Callable[[], object] | None:
+    """The C kernel calls that ``call`` makes, as a replay: the bound C functions on the
+    arguments recorded from one call, writing again into that call's outputs (already
+    touched, so the replay pays no page faults). None when ``call`` runs no C kernel (a
+    format without a C writer, or the portable path)."""
+    recorded = []
+    record_and_run = native.Kernel.__call__
+
+    def recording(kernel, **args):
+        recorded.append((kernel, dict(args)))
+        record_and_run(kernel, **args)
+
+    native.Kernel.__call__ = recording
+    try:
+        outputs = call()
+    finally:
+        native.Kernel.__call__ = record_and_run
+    if not recorded:
+        return None
+    bound = [(kernel._function, kernel.struct(threads=torch.get_num_threads(), **{
+        k: v.data_ptr() if isinstance(v, torch.Tensor) else v for k, v in args.items()})) for kernel, args in recorded]
+
+    def replay():
+        for function, struct in bound:
+            function(struct)
+        return recorded, outputs  # holds the tensors the structs point into
+
+    return replay
+
+
+# --- sections ------------------------------------------------------------------------
+
+SECTIONS: dict[str, tuple[Callable, tuple[Target, ...]]] = {}
+
+
+def section(name: str, *targets: Target):
+    def register(fn):
+        SECTIONS[name] = (fn, targets)
+        return fn
+    return register
+
+
+def ms(seconds):
+    return f"{seconds * 1e3:9.2f}"
+
+
+def us(seconds):
+    return f"{seconds * 1e6:9.1f}"
+
+
+def large_case(c: Case, rounds: int) -> None:
+    x = c.args[0]
+    torch._dynamo.reset()
+    inductor = torch.compile(c.composite, dynamic=True)
+    copy_into = torch.empty_like(x)
+    variants = {"eager call": lambda: c.public(*c.args), "inductor composite": lambda: inductor(*c.args),
+                "dst.copy_(x)": lambda: copy_into.copy_(x)}
+    kernel = recorded_kernel_calls(variants["eager call"])
+    if kernel is not None:
+        variants["C kernel alone"] = kernel
+    t = median_seconds(variants, rounds)
+    print(f"\n{c.title}\n  " + "  ".join(f"{label} {ms(s).strip()} ms" for label, s in t.items()))
+    check(EAGER_VS_INDUCTOR, t["inductor composite"] / t["eager call"], c.title)
+    if kernel is None:
+        print("  no C kernel for this format: the call runs the portable torch path")
+    else:
+        check(KERNEL_VS_COPY, t["dst.copy_(x)"] / t["C kernel alone"], c.title)
+
+
+@section("large", EAGER_VS_INDUCTOR, KERNEL_VS_COPY)
+def large(opts):
+    print("\n== large inputs: eager call vs inductor's compiled composite; C kernel alone vs dst.copy_(x)")
+    for name, (build, _) in CASES.items():
+        large_case(build(*large_shape(name, opts.quick)), opts.rounds)
+
+
+@section("decode", DECODE_VS_ATEN)
+def decode(opts):
+    print(f"\n== decode: each public call on one token [1, {DECODE_HIDDEN}] vs x.abs() on the same tensor")
+    for build, _ in CASES.values():
+        c = build(1, DECODE_HIDDEN)
+        x = c.args[0]
+        t = median_seconds({"call": lambda: c.public(*c.args), "abs": x.abs}, opts.rounds)
+        print(f"\n{c.title}: call {us(t['call']).strip()} us, x.abs() {us(t['abs']).strip()} us")
+        check(DECODE_VS_ATEN, t["call"] / t["abs"], c.title)
+
+
+def compiled_pair(c: Case):
+    """The op under backend="quant_graph" and inductor's compiled composite, compiled afresh
+    (a reset, so no earlier section's cache entries or recompile counts carry over)."""
+    torch._dynamo.reset()
+    return (torch.compile(c.public, backend="quant_graph", dynamic=True),
+            torch.compile(c.composite, dynamic=True))
+
+
+@section("compiled", COMPILED_VS_INDUCTOR)
+def compiled(opts):
+    print('\n== compiled graphs: the op under torch.compile(backend="quant_graph", dynamic=True) '
+          "vs inductor's compiled composite")
+    for name, (build, _) in CASES.items():
+        for tokens in (1, large_shape(name, opts.quick)[0]):
+            c = build(tokens, large_shape(name, opts.quick)[1])
+            ours, inductor = compiled_pair(c)
+            t = median_seconds({"quant_graph": lambda: ours(*c.args), "inductor": lambda: inductor(*c.args)},
+                               opts.rounds)
+            print(f"\n{c.title}: quant_graph {ms(t['quant_graph']).strip()} ms, "
+                  f"inductor {ms(t['inductor']).strip()} ms")
+            check(COMPILED_VS_INDUCTOR, t["quant_graph"] / t["inductor"], c.title)
+
+
+@section("sweep")
+def sweep(opts):
+    hidden = QUICK_SHAPE[1] if opts.quick else DECODE_HIDDEN
+    print(f"\n== token sweep at H = {hidden}: time per call, and as a ratio to inductor's compiled composite "
+          "(below 1: faster than inductor)")
+    for name in ("dynamic_quant_asymmetric", "dynamic_quant"):
+        build = CASES[name][0]
+        first = build(1, hidden)
+        ours, inductor = compiled_pair(first)
+        print(f"\n{first.title.split(',')[0]}")
+        print(f"  {'T':>5} {'eager us':>10} {'compiled us':>12} {'inductor us':>12} {'eager/ind':>10} "
+              f"{'compiled/ind':>13}  fastest")
+        for tokens in SWEEP_TOKENS:
+            c = build(tokens, hidden)
+            t = median_seconds({"eager": lambda: c.public(*c.args), "compiled": lambda: ours(*c.args),
+                                "inductor": lambda: inductor(*c.args)}, opts.rounds)
+            print(f"  {tokens:>5} {us(t['eager']):>10} {us(t['compiled']):>12} {us(t['inductor']):>12} "
+                  f"{t['eager'] / t['inductor']:>10.2f} {t['compiled'] / t['inductor']:>13.2f}  {min(t, key=t.get)}")
+
+
+def child_env(opts, cache_dir=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS=str(opts.threads))
+    if cache_dir is not None:
+        env["TORCHINDUCTOR_CACHE_DIR"] = cache_dir  # inductor's FX graph and AOT autograd caches live under it
+    return env
+
+
+def moe_sizes(quick):
+    """(experts, hidden, intermediate) of the MoE example as benchmarked."""
+    return (8, 256, 128) if quick else (8, 2048, 1408)
+
+
+FIRST_COMPILE_CHILD = """
+import sys, time
+import torch
+torch.set_num_threads({threads})
+sys.path.insert(0, {examples!r})
+from moe_ffn import W8A8MoEExperts, routed_tokens
+model = W8A8MoEExperts(*{sizes})
+x, counts = routed_tokens(1, model.experts, model.hidden)
+torch._dynamo.decorators.mark_unbacked(x, 0)
+compiled = torch.compile(model, backend={backend!r}, dynamic=True, fullgraph=True)
+start = time.perf_counter()
+compiled(x, counts)
+print(time.perf_counter() - start)
+"""
+
+
+def first_compile_seconds(opts, backend):
+    """The MoE example's first compiled call (compile + run at T=1) in a fresh process with an empty cache."""
+    source = FIRST_COMPILE_CHILD.format(threads=opts.threads, examples=str(EXAMPLES), sizes=moe_sizes(opts.quick),
+                                        backend=backend)
+    with tempfile.TemporaryDirectory(prefix="bench-inductor-cache-") as cache:
+        done = subprocess.run([sys.executable, "-c", source], env=child_env(opts, cache), capture_output=True,
+                              text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f'the MoE example failed to compile with backend="{backend}":\n{done.stderr}')
+    return float(done.stdout.split()[-1])
+
+
+def wall_seconds(command, env):
+    """Wall time of a subprocess and whether it succeeded (its stderr if not)."""
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    return time.perf_counter() - start, done
+
+
+@section("compile", COMPILE_VS_INDUCTOR)
+def compile_time(opts):
+    experts, hidden, intermediate = moe_sizes(opts.quick)
+    print(f"\n== compile: the MoE example ({experts} experts, hidden {hidden}, intermediate {intermediate}), "
+          "first compiled call at T=1, each in a fresh process with an empty inductor/AOT cache")
+    seconds = {backend: first_compile_seconds(opts, backend) for backend in ("quant_graph", "inductor")}
+    print("  " + ", ".join(f'backend="{b}" {s:.1f} s' for b, s in seconds.items()))
+    check(COMPILE_VS_INDUCTOR, seconds["quant_graph"] / seconds["inductor"], "examples/moe_ffn.py first compile")
+
+    with tempfile.TemporaryDirectory(prefix="bench-dump-") as scratch:
+        env = child_env(opts, str(Path(scratch) / "inductor-cache"))
+        python_torch_s, _ = wall_seconds([sys.executable, "-c", "import torch"], env)
+        import_s, _ = wall_seconds([sys.executable, "-c", "import quant_graph.cli"], env)
+        dump_s, done = wall_seconds([sys.executable, "-m", "quant_graph", "dump", "examples/moe_ffn.py:make_model",
+                                     "--dump-dir", str(Path(scratch) / "dump"), "--no-dot"], env)
+    if done.returncode != 0:
+        print(f"  quant-graph dump failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+    else:
+        print(f"  quant-graph dump examples/moe_ffn.py:make_model --no-dot: {dump_s:.1f} s wall, of which "
+              f"starting Python and importing quant_graph.cli {import_s:.1f} s (importing torch alone "
+              f"{python_torch_s:.1f} s)")
+
+
+def per_token_int8_peers(x):
+    """What a user would pick instead of npu_dynamic_quant_asymmetric, by name; a name whose
+    library is missing maps to why."""
+    import torch.ao.quantization.fx._decomposed  # noqa: F401 - registers torch.ops.quantized_decomposed
+
+    decomposed = torch.ops.quantized_decomposed
+
+    def quantized_decomposed():
+        scale, zero_point = decomposed.choose_qparams_per_token_asymmetric(x, torch.int8)
+        return decomposed.quantize_per_token(x, scale, zero_point, -128, 127, torch.int8), scale, zero_point
+
+    peers = {"torch.ops.quantized_decomposed": quantized_decomposed}
+    try:
+        from torchao.quantization.quant_primitives import MappingType, choose_qparams_affine, quantize_affine
+    except ImportError as err:
+        peers["torchao"] = f"cannot be imported ({err}); pip install --no-deps -r requirements-bench.txt"
+        return peers
+    block = (1, x.shape[-1])
+
+    def torchao():
+        scale, zero_point = choose_qparams_affine(x, MappingType.ASYMMETRIC, block, torch.int8)
+        return quantize_affine(x, block, scale, zero_point, torch.int8), scale, zero_point
+
+    peers["torchao"] = torchao
+    return peers
+
+
+@section("peers")
+def peers(opts):
+    c = dynamic_quant_asymmetric(*large_shape("dynamic_quant_asymmetric", opts.quick))
+    print(f"\n== peers: per-token asymmetric int8, {c.title.split(', ', 1)[1]}; time as a ratio to quant_graph's "
+          "eager call (above 1: quant_graph is faster)")
+    found = per_token_int8_peers(c.args[0])
+    runnable = {name: fn for name, fn in found.items() if callable(fn)}
+    t = median_seconds({"quant_graph": lambda: c.public(*c.args), **runnable}, opts.rounds)
+    print(f"  {'quant_graph npu_dynamic_quant_asymmetric':<42} {ms(t['quant_graph'])} ms")
+    for name, fn in found.items():
+        if callable(fn):
+            print(f"  {name:<42} {ms(t[name])} ms  {t[name] / t['quant_graph']:6.2f}x")
+        else:
+            print(f"  {name:<42} {fn}")
+
+
+@section("moe")
+def moe(opts):
+    """examples/moe_ffn.py end to end: eager vs torch.compile(backend="quant_graph"), recompiles."""
     from torch._dynamo.testing import CompileCounterWithBackend
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    sys.path.insert(0, str(EXAMPLES))
     from moe_ffn import W8A8MoEExperts, routed_tokens
 
-    experts, hidden, intermediate = (8, 256, 128) if quick else (8, 2048, 1408)
+    experts, hidden, intermediate = moe_sizes(opts.quick)
     token_counts = (1, 17, 512, 4096)
     model = W8A8MoEExperts(experts, hidden, intermediate)
+    torch._dynamo.reset()
     counter = CompileCounterWithBackend("quant_graph")
-    compiled = torch.compile(model, backend=counter, dynamic=True, fullgraph=True)
-    print(f"\nexample (b) W8A8 MoE experts: {experts} experts, hidden {hidden}, intermediate {intermediate}; "
+    compiled_model = torch.compile(model, backend=counter, dynamic=True, fullgraph=True)
+    print(f"\n== moe: examples/moe_ffn.py, {experts} experts, hidden {hidden}, intermediate {intermediate}; "
           f"torch.compile(backend='quant_graph', dynamic=True, fullgraph=True)")
     print(f"  {'tokens':>6} {'eager ms':>10} {'compiled ms':>12} {'speedup':>8}  compiled == eager")
-    compile_s = None
     for tokens in token_counts:
         x, counts = routed_tokens(tokens, experts, hidden, seed=tokens)
         torch._dynamo.decorators.mark_unbacked(x, 0)
-        if compile_s is None:
-            start = time.perf_counter()
-            compiled(x, counts)
-            compile_s = time.perf_counter() - start
-        same = all(torch.equal(a, b) for a, b in zip(compiled(x, counts), model(x, counts), strict=True))
-        runs = repeats if tokens < 4096 or quick else max(1, repeats // 3)
-        eager_s = seconds(lambda: model(x, counts), runs)
-        compiled_s = seconds(lambda: compiled(x, counts), runs)
-        print(f"  {tokens:>6} {eager_s * 1e3:>10.1f} {compiled_s * 1e3:>12.1f} {eager_s / compiled_s:>7.2f}x  {same}")
-    print(f"  first call (compile + run, tokens=1): {compile_s:.1f} s; recompiles across "
-          f"{list(token_counts)}: {counter.frame_count - 1}")
+        same = all(torch.equal(a, b) for a, b in zip(compiled_model(x, counts), model(x, counts), strict=True))
+        t = median_seconds({"eager": lambda: model(x, counts), "compiled": lambda: compiled_model(x, counts)},
+                           opts.rounds)
+        print(f"  {tokens:>6} {ms(t['eager']):>10} {ms(t['compiled']):>12} {t['eager'] / t['compiled']:>7.2f}x  {same}")
+    print(f"  recompiles across {list(token_counts)}: {counter.frame_count - 1}")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small shapes")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
-    parser.add_argument("cases", nargs="*", help=f"any of {', '.join(CASES)}, moe (default: all)")
-    args = parser.parse_args()
-    unknown = set(args.cases) - set(CASES) - {"moe"}
+    parser.add_argument("--quick", action="store_true", help="small shapes: a smoke run")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per measurement (median; default 7)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch.set_num_threads, which the C kernels follow (default 2; see Threads above)")
+    parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
+    opts = parser.parse_args(argv)
+    unknown = [s for s in opts.sections if s not in SECTIONS]
     if unknown:
-        parser.error(f"unknown case(s) {sorted(unknown)}; choose from {list(CASES)}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"C kernels: {'yes' if qg.native.library() else 'no (portable path)'}")
-    for name in args.cases or CASES:
-        if name in CASES:
-            run(name, args.quick, args.repeats, not args.no_compile)
-    if not args.cases or "moe" in args.cases:
-        moe_example(args.quick, args.repeats)
+        parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    if opts.rounds < 1 or opts.threads < 1:
+        parser.error("--rounds and --threads must be at least 1")
+    torch.set_num_threads(opts.threads)
+    # the load says how far to trust this run: other processes on the cores stall the threads (see Threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {opts.rounds} rounds, "
+          f"C kernels: {'yes' if native.library() else 'no (portable path)'}{', quick shapes' if opts.quick else ''}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start")
+    chosen = opts.sections or list(SECTIONS)
+    for name in chosen:
+        SECTIONS[name][0](opts)
+    print("\n== summary: one line per target (ratios from this run)")
+    for target in dict.fromkeys(t for name in chosen for t in SECTIONS[name][1]):
+        print(f"  {target.name}: {target.ratio}, target {target.describe()}")
+    for line in SUMMARY:
+        print(line)
 
 
 if __name__ == "__main__":
