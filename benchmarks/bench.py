@@ -448,7 +448,7 @@ def first_compile_seconds(opts, backend):
 
 
 def wall_seconds(command, env):
-    """Wall time of a subprocess and whether it succeeded (its stderr if not)."""
+    """Wall time of a subprocess, and the finished process (its exit code and stderr)."""
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     return time.perf_counter() - start, done
@@ -467,7 +467,8 @@ def compile_time(opts):
         env = child_env(opts, str(Path(scratch) / "inductor-cache"))
         python_torch_s, _ = wall_seconds([sys.executable, "-c", "import torch"], env)
         import_s, _ = wall_seconds([sys.executable, "-c", "import quant_graph.cli"], env)
-        dump_s, done = wall_seconds([sys.executable, "-m", "quant_graph", "dump", "examples/moe_ffn.py:make_model",
+        target = f"{EXAMPLES / 'moe_ffn.py'}:make_model"  # absolute: the run may start in any directory
+        dump_s, done = wall_seconds([sys.executable, "-m", "quant_graph", "dump", target,
                                      "--dump-dir", str(Path(scratch) / "dump"), "--no-dot"], env)
     if done.returncode != 0:
         print(f"  quant-graph dump failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
