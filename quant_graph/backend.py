@@ -5,10 +5,16 @@
 
 * on an Ascend host (torch_npu and TorchAir import, an NPU is present): TorchAir's backend
   with quant_graph's converters, so each quant op runs as its fused GE kernel;
-* elsewhere: inductor, with the quant ops kept as calls into quant_graph's eager kernels
-  (one memory pass each, faster than what inductor generates from the formula; see
-  ``benchmarks/bench.py``), and with ``dump_dir`` the GE graph the model would run on the
-  NPU built offline and dumped alongside.
+* elsewhere: inductor. Each quant op call whose mode has a decomposition (the dynamic
+  quant ops, int8 and int4, per token and per tensor, with or without smooth_scales; see
+  ``decompose_quant_ops``) becomes its formula in torch ops, bit for bit the eager kernel's,
+  which inductor fuses into its own loops: at every token count, since one dynamic graph
+  serves them all (no size switch), and it runs as fast as inductor's code for the bare
+  formula, where the call into the eager kernel cost 2-3x that at decode size. The other
+  calls (group_index, perchannel, float8, hifloat8, and the other ops) stay calls into
+  quant_graph's eager kernels. With ``dump_dir`` the GE graph the model would run on the
+  NPU, with the fused ops, is built offline from the graph before that rewrite and dumped
+  alongside.
 """
 
 from __future__ import annotations
@@ -138,6 +144,8 @@ def _traced_decomposition(op, node: torch.fx.Node):
         return result
 
     fakes = [flat[i].meta["example_value"] for i in tensor_at]
+    if not all(isinstance(fake, torch.Tensor) for fake in fakes):
+        return None  # a symbolic scalar argument (a traced float): the call keeps the kernel
     try:
         with fakes[0].fake_mode:  # Dynamo's, whose shape environment holds the symbolic sizes
             traced = make_fx(formula)(*fakes)
