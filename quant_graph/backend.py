@@ -9,8 +9,9 @@
   quant ops, int8 and int4, per token and per tensor, with or without smooth_scales; see
   ``decompose_quant_ops``) becomes its formula in torch ops, bit for bit the eager kernel's,
   which inductor fuses into its own loops: at every token count, since one dynamic graph
-  serves them all (no size switch), and it runs as fast as inductor's code for the bare
-  formula, where the call into the eager kernel cost 2-3x that at decode size. The other
+  serves them all (no size switch). Measured at H=7168 on 2 threads: as fast as inductor's
+  code for the bare formula (no NaN or zero-scale handling) up to 16 tokens, 1.1-1.2x
+  slower at 256-4096, and 4-5x faster than the call into the eager kernel at every size. The other
   calls (group_index, perchannel, float8, hifloat8, and the other ops) stay calls into
   quant_graph's eager kernels. With ``dump_dir`` the GE graph the model would run on the
   NPU, with the fused ops, is built offline from the graph before that rewrite and dumped
