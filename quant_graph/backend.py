@@ -11,7 +11,7 @@
   which inductor fuses into its own loops: at every token count, since one dynamic graph
   serves them all (no size switch). Measured at H=7168 on 2 threads: as fast as inductor's
   code for the bare formula (no NaN or zero-scale handling) up to 16 tokens, 1.1-1.2x
-  slower at 256-4096, and 4-5x faster than the call into the eager kernel at every size. The other
+  slower at 256-4096, and 4-6x faster than the call into the eager kernel at every size. The other
   calls (group_index, perchannel, float8, hifloat8, and the other ops) stay calls into
   quant_graph's eager kernels. With ``dump_dir`` the GE graph the model would run on the
   NPU, with the fused ops, is built offline from the graph before that rewrite and dumped
