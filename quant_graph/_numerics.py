@@ -26,8 +26,11 @@ def row_chunks(rows: int, cols: int) -> Iterator[slice]:
 
 
 def saturate(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    """NaN -> 0, clamp to [lo, hi], round half to even (in place on a float32 temporary)."""
-    return v.nan_to_num_(nan=0.0).clamp_(lo, hi).round_()
+    """NaN -> 0, clamp to [lo, hi] (+-inf to the ends), round half to even (in place on a
+    float32 temporary). ``v != v`` is the NaN test because inductor vectorizes it, where it
+    runs ``isnan`` (and ``nan_to_num``'s inf tests) element by element in scalar code, and
+    this function is also the formula the compiled path fuses (backend.py)."""
+    return v.masked_fill_(v != v, 0.0).clamp_(lo, hi).round_()
 
 
 def quantized(v: torch.Tensor, qd: QuantDtype) -> torch.Tensor:

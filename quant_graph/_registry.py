@@ -13,7 +13,11 @@ op sets) is read from ``OPS``. Per operator the registry holds:
   runs the op below autograd, since quantization has no gradient: outputs never require
   grad, so nothing pretends to be differentiable;
 * its public function (torch_npu's name and signature) and the op module's name, which is
-  also the name of its converter module under ``quant_graph/converters/``.
+  also the name of its converter module under ``quant_graph/converters/``;
+* optionally its decomposition: the eager kernel's formula in torch ops, bit for bit, which
+  the ``quant_graph`` compile backend traces in place of the op on its inductor path
+  (``backend.py``) so that inductor fuses it; it returns ``NotImplemented`` for the modes
+  it does not cover, which stay calls into the eager kernel.
 
 Where torch_npu is not in the process (``_host``), every op is defined a second time as
 ``npu::<name>`` with the same schema (torch_npu's, verbatim) and the same kernels, so
@@ -45,6 +49,7 @@ class QuantOp:
     module: str
     public: Callable | None = None
     cpu_kernel: Callable | None = None
+    decomposition: Callable | None = None
 
     @property
     def overload(self):
@@ -72,6 +77,11 @@ class QuantOp:
     def cpu(self, fn: Callable) -> Callable:
         """The C-kernel implementation; ``quant_graph.native`` registers it on the CPU key."""
         self.cpu_kernel = fn
+        return fn
+
+    def decompose(self, fn: Callable) -> Callable:
+        """The op's formula in torch ops, called with the op's arguments; see the module docstring."""
+        self.decomposition = fn
         return fn
 
 

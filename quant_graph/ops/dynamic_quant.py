@@ -296,15 +296,21 @@ def _portable(job: _Job) -> None:
             offset.copy_(offset_t)
 
     for chunk in row_chunks(rows, cols):
-        xf = widened(chunk)
-        if per_tensor:
-            s, o = scale_t, offset_t
-        else:
-            s, o = job.params(*row_max_min(xf))
+        job.y2d[chunk], s, o = _quantized_rows(widened(chunk), job.qd, job.formula, job.symmetric,
+                                               (scale_t, offset_t) if per_tensor else None)
+        if not per_tensor:
             scale[chunk] = s
             if offset is not None:
                 offset[chunk] = o
-        job.y2d[chunk] = quantized(dynamically_scaled(xf, s, None if job.symmetric else o), job.qd)
+
+
+def _quantized_rows(xf, qd, formula, symmetric, params=None):
+    """``(y, scale, offset)`` of the float32 rows ``xf`` (any leading dims): the quantization
+    formula with the rows' own max and min or, per tensor, the given ``(scale, offset)``. The
+    portable kernel's step per chunk of rows and, over the whole input, the decomposition."""
+    scale, offset = params if params is not None else dynamic_params(*row_max_min(xf), symmetric=symmetric,
+                                                                     qd=formula)
+    return quantized(dynamically_scaled(xf, scale, None if symmetric else offset), qd), scale, offset
 
 
 def _portable_per_channel(job: _Job) -> None:
@@ -378,3 +384,35 @@ ASYMMETRIC.portable(functools.partial(_eager, _portable, symmetric=False))
 SYMMETRIC.portable(functools.partial(_eager, _portable, symmetric=True))
 ASYMMETRIC.cpu(functools.partial(_eager, _native, symmetric=False))
 SYMMETRIC.cpu(functools.partial(_eager, _native, symmetric=True))
+
+
+def _decomposition(input, *, smooth_scales=None, group_index=None, dst_type=None, quant_mode="pertoken",
+                   dst_type_max=0.0, symmetric):
+    """Both ops' formula over the whole input in torch ops, bit for bit the eager kernel's (the
+    same float32 steps, ``_quantized_rows``, without the portable kernel's row chunks, which
+    only bound its temporaries), for the compiled path to fuse; see ``_registry``.
+
+    Integer formats (int8, int4) per token and per tensor, with or without smooth_scales.
+    NotImplemented, so the call stays the eager kernel, for: group_index (its row ends are
+    tensor data, which the eager kernel validates and reads row by row), perchannel, and the
+    float formats (float8, hifloat8), whose casts inductor's code is not checked to round as
+    the kernels do.
+    """
+    qd = check_args(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=symmetric)
+    if group_index is not None or quant_mode == "perchannel" or qd.is_float:
+        return NotImplemented
+    xf = input.float()
+    if smooth_scales is not None:
+        xf = xf * smooth_scales.float()
+    # dst_type_max is 0 here (hifloat8 only): the scale formula takes qd's own range
+    params = None
+    if quant_mode == "pertensor":
+        # an empty tensor counts as all zeros (scale 0), as in both kernels
+        tensor_min, tensor_max = torch.aminmax(xf) if xf.numel() else (xf.new_zeros(()), xf.new_zeros(()))
+        params = dynamic_params(tensor_max.reshape(1), tensor_min.reshape(1), symmetric=symmetric, qd=qd)
+    y, scale, offset = _quantized_rows(xf, qd, qd, symmetric, params)
+    return (y, scale) if symmetric else (y, scale, offset)
+
+
+ASYMMETRIC.decompose(functools.partial(_decomposition, symmetric=False))
+SYMMETRIC.decompose(functools.partial(_decomposition, symmetric=True))
