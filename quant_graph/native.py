@@ -56,6 +56,18 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# Bytes of memory a thread should have to itself before another one is worth waking: at
+# decode size a parallel region costs more than the work (and stalls for milliseconds when
+# the other cores are busy). ATen's grain size, 32768 elements, is about as much.
+_BYTES_PER_THREAD = 1 << 16
+
+
+def _threads_for(bytes_touched: int) -> int:
+    if _in_forked_child:
+        return 1
+    return max(1, min(torch.get_num_threads(), bytes_touched // _BYTES_PER_THREAD))
+
+
 class Kernel:
     """One C kernel and its argument struct, field by field as kernels.c declares it.
 
@@ -104,7 +116,7 @@ class Kernel:
                     f"which holds {t.numel() * t.element_size()} (shape {tuple(t.shape)}, {t.dtype}): a size "
                     f"field of the struct disagrees with the tensors passed")
             args[name] = t.data_ptr()
-        self._function(self.struct(threads=1 if _in_forked_child else torch.get_num_threads(), **args))
+        self._function(self.struct(threads=_threads_for(sum(extents.values())), **args))
 
 
 # Bytes per element of the C kernels' inputs and outputs: in_elem_bytes and out_row_bytes in kernels.c.

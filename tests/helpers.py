@@ -24,7 +24,7 @@ def assert_same_metadata(fake, eager):
 
 
 def assert_identical(actual, expected):
-    """Same dtype, shape and bits (NaN where NaN)."""
+    """Same dtype, shape and bits (NaN where NaN; -0.0 is not 0.0)."""
     if isinstance(expected, (tuple, list)):
         assert len(actual) == len(expected)
         for a, e in zip(actual, expected, strict=True):
@@ -35,6 +35,9 @@ def assert_identical(actual, expected):
     if actual.dtype.is_floating_point and actual.element_size() == 1:
         actual, expected = actual.view(torch.uint8), expected.view(torch.uint8)
     torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
+    if actual.dtype.is_floating_point:
+        numbers = ~expected.isnan()
+        assert torch.equal(actual.signbit()[numbers], expected.signbit()[numbers]), "signs of zero differ"
 
 
 def compile_once_across_tokens(fn, make_args, token_counts=(1, 7, 64, 1000)):

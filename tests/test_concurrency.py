@@ -45,3 +45,21 @@ def test_a_process_forked_after_using_the_kernels_can_still_use_them():
         if child.is_alive():
             child.kill()
     assert forked and y_bytes == y.numpy().tobytes() and scale_bytes == scale.numpy().tobytes()
+
+
+def test_a_decode_size_call_runs_on_one_thread_and_a_large_one_on_all(monkeypatch):
+    """Waking a second thread costs more than a one-token row's work."""
+    import quant_graph as qg
+
+    threads_asked = []
+    run = native.DYNAMIC_QUANT._function
+    monkeypatch.setattr(native.DYNAMIC_QUANT, "_function",
+                        lambda struct: (threads_asked.append(struct.threads), run(struct))[1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for tokens in (1, 64):
+            qg.npu_dynamic_quant(torch.ones(tokens, 7168, dtype=torch.float16))
+    finally:
+        torch.set_num_threads(threads)
+    assert threads_asked == [1, 2]
