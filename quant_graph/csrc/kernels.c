@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
@@ -164,6 +167,23 @@ static int64_t out_row_bytes(int kind, int64_t cols) {
 }
 
 static int64_t in_elem_bytes(int dtype) { return (dtype == QG_F16 || dtype == QG_BF16) ? 2 : 4; }
+
+/* A fresh output faults its pages in on first write, 4 KiB at a time: for a 117 MB y that
+ * cost more than the kernel's own work. Where transparent huge pages are on request
+ * ("madvise", a common default), ask for them on the 2 MiB-aligned inside of a large
+ * output before the first write: a fault then maps 2 MiB (measured: a fresh 117 MB fill,
+ * 90 ms -> 23 ms; 16 ms into touched pages). Only advice: the values are the same either way. */
+static void prefer_huge_pages(void *p, int64_t bytes) {
+#if defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)1 << 21;
+    if (bytes < (int64_t)(4 * huge)) return;
+    const uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + (uintptr_t)bytes) & ~(huge - 1);
+    madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
 
 /* A thread's float32 row buffer: one row of the widest width the kernel handles. */
 static float *row_buffer(int64_t cols) { return (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float)); }
@@ -457,6 +477,7 @@ static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
  * dynamic_quant_per_channel.
  */
 void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
+    prefer_huge_pages(a->y, a->rows * out_row_bytes(a->out_kind, a->cols));
     if (a->per_channel) {
         dynamic_quant_per_channel(a);
         return;
@@ -537,6 +558,7 @@ void qg_affine_quant(const qg_affine_quant_args *a) {
     char *yb = (char *)a->y;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
     const int64_t y_stride = out_row_bytes(fmt.kind, cols);
+    prefer_huge_pages(yb, rows * y_stride);
 #pragma omp parallel num_threads(threads)
     {
         float *buf = row_buffer(cols);
@@ -632,6 +654,7 @@ void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
     char *y = (char *)a->y;
     float *scale = a->scale;
     const int64_t y_stride = out_row_bytes(fmt.kind, h);
+    prefer_huge_pages(y, rows * y_stride);
     const int64_t cols = 2 * h;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
     const int64_t valid_rows = group_ends[groups - 1] < rows ? group_ends[groups - 1] : rows;
