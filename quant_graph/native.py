@@ -39,6 +39,9 @@ SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
 # enum qg_in_dtype in kernels.c
 IN_DTYPE = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.int32: 3}
 
+# enum qg_status in kernels.c: a kernel that returns it has written nothing
+_OUT_OF_MEMORY = 1
+
 _CTYPES = {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "float": ctypes.c_float, "double": ctypes.c_double}
 
 
@@ -116,7 +119,10 @@ class Kernel:
                     f"which holds {t.numel() * t.element_size()} (shape {tuple(t.shape)}, {t.dtype}): a size "
                     f"field of the struct disagrees with the tensors passed")
             args[name] = t.data_ptr()
-        self._function(self.struct(threads=_threads_for(sum(extents.values())), **args))
+        threads = _threads_for(sum(extents.values()))
+        if self._function(self.struct(threads=threads, **args)) == _OUT_OF_MEMORY:
+            raise MemoryError(f"quant_graph: the C kernel {self.name} could not allocate a float32 row buffer "
+                              f"for each of its {threads} thread(s); it wrote nothing")
 
 
 # Bytes per element of the C kernels' inputs and outputs: in_elem_bytes and out_row_bytes in kernels.c.
@@ -243,7 +249,7 @@ def _load(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
     for kernel in KERNELS:
         fn = getattr(lib, kernel.name)
         fn.argtypes = [ctypes.POINTER(kernel.struct)]
-        fn.restype = None
+        fn.restype = ctypes.c_int
     return lib, ""
 
 

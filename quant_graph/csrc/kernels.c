@@ -185,8 +185,23 @@ static void prefer_huge_pages(void *p, int64_t bytes) {
 #endif
 }
 
-/* A thread's float32 row buffer: one row of the widest width the kernel handles. */
-static float *row_buffer(int64_t cols) { return (float *)malloc((size_t)(cols > 0 ? cols : 1) * sizeof(float)); }
+/* What a kernel returns: QG_OUT_OF_MEMORY when its scratch memory could not be allocated,
+ * before it has written anything (native.py raises MemoryError). */
+enum qg_status { QG_OK = 0, QG_OUT_OF_MEMORY = 1 };
+
+/* The kernel's scratch memory, taken before its parallel region in one allocation, so a
+ * failure is one NULL to report rather than a thread writing through its own: `floats`
+ * float32 values for each of up to `threads` threads (OpenMP's team is never larger). */
+static float *thread_scratch(int threads, int64_t floats) {
+    const size_t n = (size_t)(floats > 0 ? floats : 1), t = (size_t)(threads > 0 ? threads : 1);
+    if (n > SIZE_MAX / sizeof(float) / t) return NULL;
+    return (float *)malloc(t * n * sizeof(float));
+}
+
+/* This OpenMP thread's part of thread_scratch(threads, floats). */
+static float *this_threads_scratch(float *scratch, int64_t floats) {
+    return scratch + (int64_t)omp_get_thread_num() * (floats > 0 ? floats : 1);
+}
 
 /* The contiguous block of rows [r0, r1) this OpenMP thread takes. */
 static void this_threads_rows(int64_t rows, int64_t *r0, int64_t *r1) {
@@ -356,15 +371,15 @@ typedef struct {
 static inline float fold_max(float acc, float v) { return (v > acc) | (v != v) ? v : acc; }
 static inline float fold_min(float acc, float v) { return (v < acc) | (v != v) ? v : acc; }
 
-static column_stats column_stats_alloc(int64_t cols) {
-    const size_t n = (size_t)(cols > 0 ? cols : 1);
-    column_stats c = {(float *)malloc(n * sizeof(float)), (float *)malloc(n * sizeof(float))};
-    return c;
-}
+/* Per channel, thread u's scratch holds its row buffer, then its column max, then its
+ * column min: 3 * cols floats. */
+static int64_t channel_scratch_floats(int64_t cols) { return 3 * (cols > 0 ? cols : 1); }
 
-static void column_stats_free(column_stats *c) {
-    free(c->max);
-    free(c->min);
+static column_stats threads_column_stats(float *scratch, int u, int64_t cols) {
+    float *own = scratch + u * channel_scratch_floats(cols);
+    const int64_t n = cols > 0 ? cols : 1;
+    column_stats c = {own + n, own + 2 * n};
+    return c;
 }
 
 static void column_stats_reset(column_stats c, int64_t cols) {
@@ -409,41 +424,39 @@ static row_stats column_stat(column_stats c, int64_t i) {
  * second sweep each quantizes its rows, last row first: the rows its first sweep read
  * last may still be in the shared L3 then (a small gain: an L3's worth of a large x).
  */
-static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
+static int dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
     const int x_dtype = a->x_dtype, symmetric = a->symmetric;
     const int64_t rows = a->rows, cols = a->cols, m = a->channel_rows, batches = rows / m;
     const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
     const float lo = (float)fmt.lo, hi = (float)fmt.hi;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype), y_stride = out_row_bytes(fmt.kind, cols);
-    column_stats *partial = NULL; /* one per thread, shared */
+    float *scratch = thread_scratch(a->threads, channel_scratch_floats(cols));
+    if (!scratch) return QG_OUT_OF_MEMORY;
 #pragma omp parallel num_threads(a->threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-        partial = (column_stats *)malloc((size_t)nt * sizeof *partial);
-        /* (the single's barrier: partial is allocated) */
-        partial[t] = column_stats_alloc(cols);
-        float *buf = row_buffer(cols);
+        float *buf = this_threads_scratch(scratch, channel_scratch_floats(cols));
+        const column_stats mine = threads_column_stats(scratch, t, cols), merged = threads_column_stats(scratch, 0, cols);
         int64_t r0, r1, c0, c1;
         this_threads_rows(m, &r0, &r1);
         this_threads_rows(cols, &c0, &c1);
         for (int64_t b = 0; b < batches; b++) {
             const char *xbatch = (const char *)a->x + b * m * x_stride;
             float *scale = a->scale + b * cols, *offset = a->offset ? a->offset + b * cols : NULL;
-            column_stats_reset(partial[t], cols);
+            column_stats_reset(mine, cols);
             for (int64_t r = r0; r < r1; r++) {
                 load_row(buf, xbatch + r * x_stride, x_dtype, cols);
                 if (a->smooth) smooth_row_by(buf, a->smooth[r], cols);
-                column_stats_add(partial[t], buf, cols);
+                column_stats_add(mine, buf, cols);
             }
 #pragma omp barrier
-            for (int u = 1; u < nt; u++) column_stats_merge(partial[0], partial[u], c0, c1);
+            for (int u = 1; u < nt; u++) column_stats_merge(merged, threads_column_stats(scratch, u, cols), c0, c1);
             for (int64_t i = c0; i < c1; i++) {
                 float unused_offset;
-                dynamic_params(column_stat(partial[0], i), symmetric, a->dst_max, a->dst_span, &scale[i],
+                dynamic_params(column_stat(merged, i), symmetric, a->dst_max, a->dst_span, &scale[i],
                                offset ? &offset[i] : &unused_offset);
             }
-            /* every scale is written; the next batch's reset of partial[0] waits for this
+            /* every scale is written; the next batch's reset of thread 0's statistics waits for this
              * barrier too, so no thread still merges into it */
 #pragma omp barrier
             for (int64_t r = r1 - 1; r >= r0; r--) {
@@ -464,10 +477,9 @@ static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
                 store_row(y_row, fmt, buf, cols, 1.0f, 0.0f);
             }
         }
-        column_stats_free(&partial[t]);
-        free(buf);
     }
-    free(partial);
+    free(scratch);
+    return QG_OK;
 }
 
 /*
@@ -476,12 +488,9 @@ static void dynamic_quant_per_channel(const qg_dynamic_quant_args *a) {
  * cumulative row ends. per_tensor: one scale for the whole tensor; per_channel: see
  * dynamic_quant_per_channel.
  */
-void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
+int qg_dynamic_quant(const qg_dynamic_quant_args *a) {
     prefer_huge_pages(a->y, a->rows * out_row_bytes(a->out_kind, a->cols));
-    if (a->per_channel) {
-        dynamic_quant_per_channel(a);
-        return;
-    }
+    if (a->per_channel) return dynamic_quant_per_channel(a);
     const void *x = a->x;
     const int x_dtype = a->x_dtype, symmetric = a->symmetric, per_tensor = a->per_tensor, threads = a->threads;
     const int64_t rows = a->rows, cols = a->cols, groups = a->groups;
@@ -498,9 +507,11 @@ void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
     row_stats total = {-INFINITY, INFINITY, 0.0f, 0};
     if (rows == 0 || cols == 0) total.max = total.min = 0.0f;
 
+    float *scratch = thread_scratch(threads, cols);
+    if (!scratch) return QG_OUT_OF_MEMORY;
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = row_buffer(cols);
+        float *buf = this_threads_scratch(scratch, cols);
         int64_t r0, r1;
         this_threads_rows(rows, &r0, &r1);
 
@@ -533,12 +544,13 @@ void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
             }
             dynamic_quant_row(buf, cols, s, o, fmt, yb + r * y_stride);
         }
-        free(buf);
     }
+    free(scratch);
     if (per_tensor) {
         float unused_offset;
         dynamic_params(total, symmetric, dst_max, dst_span, &scale[0], offset ? &offset[0] : &unused_offset);
     }
+    return QG_OK;
 }
 
 /*
@@ -548,7 +560,7 @@ void qg_dynamic_quant(const qg_dynamic_quant_args *a) {
  *                [groups, cols] table, zero NULL or [cols].
  *   per_row = 1: one scale/zero per row, index r % period.
  */
-void qg_affine_quant(const qg_affine_quant_args *a) {
+int qg_affine_quant(const qg_affine_quant_args *a) {
     const int x_dtype = a->x_dtype, per_row = a->per_row, threads = a->threads;
     const int64_t rows = a->rows, cols = a->cols, period = a->period, groups = a->groups;
     const float *scale = a->scale, *zero = a->zero;
@@ -559,9 +571,11 @@ void qg_affine_quant(const qg_affine_quant_args *a) {
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
     const int64_t y_stride = out_row_bytes(fmt.kind, cols);
     prefer_huge_pages(yb, rows * y_stride);
+    float *scratch = thread_scratch(threads, cols);
+    if (!scratch) return QG_OUT_OF_MEMORY;
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = row_buffer(cols);
+        float *buf = this_threads_scratch(scratch, cols);
         int64_t r0, r1;
         this_threads_rows(rows, &r0, &r1);
         int64_t g = 0;
@@ -579,8 +593,9 @@ void qg_affine_quant(const qg_affine_quant_args *a) {
             }
             store_row(yb + r * y_stride, fmt, buf, cols, 1.0f, 0.0f);
         }
-        free(buf);
     }
+    free(scratch);
+    return QG_OK;
 }
 
 /*
@@ -638,7 +653,7 @@ static inline float clamped_glu(float gate, float linear, float limit, float alp
  * Rows at or past group_ends[groups - 1] get y = 0 and scale = 0. dynamic: symmetric int8
  * per row after out *= quant_scale; static: y = round(out / quant_scale + quant_offset), scale = 0.
  */
-void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
+int qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
     const void *x = a->x;
     const int x_dtype = a->x_dtype, activate_left = a->activate_left, swiglu_mode = a->swiglu_mode,
               dynamic = a->dynamic, threads = a->threads;
@@ -658,9 +673,11 @@ void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
     const int64_t cols = 2 * h;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
     const int64_t valid_rows = group_ends[groups - 1] < rows ? group_ends[groups - 1] : rows;
+    float *scratch = thread_scratch(threads, cols);
+    if (!scratch) return QG_OUT_OF_MEMORY;
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = row_buffer(cols);
+        float *buf = this_threads_scratch(scratch, cols);
         int64_t r0, r1;
         this_threads_rows(rows, &r0, &r1);
         int64_t g = 0;
@@ -723,6 +740,7 @@ void qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
                 store_row(y_row, fmt, buf, h, 1.0f, 0.0f);
             }
         }
-        free(buf);
     }
+    free(scratch);
+    return QG_OK;
 }
