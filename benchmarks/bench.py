@@ -653,6 +653,18 @@ def moe(opts):
     table.notes.append(recompiles.capitalize() + ".")
 
 
+def cpu_model() -> str:
+    """The CPU's model name where Linux gives it (/proc/cpuinfo), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small shapes: a smoke run")
@@ -688,7 +700,7 @@ def main(argv=None):
     if opts.markdown is not None:
         summary = summary_table()
         summary.notes += [f"- {t.name}: {t.ratio}, target {t.describe()}" for t in targets]
-        where = f"{platform.machine()} {platform.system()}, Python {platform.python_version()}"
+        where = f"{cpu_model()}, {platform.system()}, Python {platform.python_version()}"
         header = (f"Measured {started:%Y-%m-%d %H:%M} UTC on {where}: {setup} "
                   f"(`python benchmarks/bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`).")
         opts.markdown.write_text("\n\n".join([header, *(table.markdown() for table in TABLES)]) + "\n")
