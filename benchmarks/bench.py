@@ -116,7 +116,10 @@ COMPILED_VS_INDUCTOR = Target("compiled_vs_inductor",
 COMPILE_VS_INDUCTOR = Target("compile_vs_inductor",
                              'MoE first compile, backend="quant_graph" / backend="inductor"', False, 1.1)
 
-class Verdict(NamedTuple):
+
+class Check(NamedTuple):
+    """One ratio measured against a target: a summary line, and a row of the summary table."""
+
     target: Target
     ratio: float
     subject: str
@@ -130,21 +133,22 @@ class Verdict(NamedTuple):
                 f"{self.subject}")
 
 
-SUMMARY: list[Verdict] = []
+SUMMARY: list[Check] = []
 SUMMARY_HEADING = "summary: one line per target (ratios from this run)"
 
 
 def check(target: Target, ratio: float, subject: str) -> None:
-    verdict = Verdict(target, ratio, subject)
-    SUMMARY.append(verdict)
-    print(f"  {verdict.line()}")
+    result = Check(target, ratio, subject)
+    SUMMARY.append(result)
+    print(f"  {result.line()}")
 
 
 # --- the run's measurements as tables (what --markdown writes) ---------------------------
 
 class Table:
     """One section's measurements, a row per measured case. ``columns`` maps each header to
-    the format of its numbers ("" for text); a cell that is not a number is written as is."""
+    the format of its numbers ("" for text); a cell that is not a number is written as is.
+    A table joins TABLES, the run's tables in order, when made."""
 
     def __init__(self, section: str, heading: str, columns: dict[str, str]):
         self.section, self.heading, self.columns = section, heading, columns
@@ -179,8 +183,8 @@ MS, US, RATIO, SECONDS = ".2f", ".1f", ".2f", ".1f"
 def summary_table() -> Table:
     table = Table("summary", SUMMARY_HEADING,
                   {"target": "", "ratio": RATIO, "PASS/MISS": "", "subject": ""})
-    for v in SUMMARY:
-        table.add(f"{v.target.name} ({v.target.describe()})", v.ratio, v.verdict, v.subject)
+    for result in SUMMARY:
+        table.add(f"{result.target.name} ({result.target.describe()})", result.ratio, result.verdict, result.subject)
     return table
 
 
@@ -384,11 +388,11 @@ def section(name: str, *targets: Target):
 
 
 def ms(seconds):
-    return f"{seconds * 1e3:9.2f}"
+    return f"{seconds * 1e3:9{MS}}"
 
 
 def us(seconds):
-    return f"{seconds * 1e6:9.1f}"
+    return f"{seconds * 1e6:9{US}}"
 
 
 def large_case(c: Case, rounds: int, table: Table) -> None:
@@ -680,6 +684,9 @@ def main(argv=None):
         parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     if opts.rounds < 1 or opts.threads < 1:
         parser.error("--rounds and --threads must be at least 1")
+    if opts.markdown is not None and not opts.markdown.resolve().parent.is_dir():
+        # refused before the run, not after it: a full run takes many minutes
+        parser.error(f"--markdown {opts.markdown}: no directory {opts.markdown.resolve().parent}")
     torch.set_num_threads(opts.threads)
     # the load says how far to trust this run: other processes on the cores stall the threads (see Threads)
     setup = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, {opts.rounds} rounds, "
@@ -695,8 +702,8 @@ def main(argv=None):
     targets = dict.fromkeys(t for name in chosen for t in SECTIONS[name][1])
     for target in targets:
         print(f"  {target.name}: {target.ratio}, target {target.describe()}")
-    for verdict in SUMMARY:
-        print(verdict.line())
+    for result in SUMMARY:
+        print(result.line())
     if opts.markdown is not None:
         summary = summary_table()
         summary.notes += [f"- {t.name}: {t.ratio}, target {t.describe()}" for t in targets]

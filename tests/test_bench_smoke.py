@@ -89,6 +89,13 @@ def test_unknown_section_is_refused_by_name(capsys):
     assert "unknown section(s) ['nosuch']" in capsys.readouterr().err
 
 
+def test_markdown_into_a_missing_directory_is_refused_before_the_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_module().main(["--quick", "--markdown", str(tmp_path / "nosuch" / "bench.md"), "decode"])
+    assert exit_info.value.code == 2
+    assert f"no directory {tmp_path / 'nosuch'}" in capsys.readouterr().err
+
+
 def test_peers_without_torchao_say_so_and_keep_the_others(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchao", None)  # makes `import torchao...` raise ImportError
     peers = bench_module().per_token_int8_peers(torch.randn(4, 16, dtype=torch.float16))
