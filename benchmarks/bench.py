@@ -5,6 +5,7 @@ measured interleaved in one run (issue 16's targets), with one summary line per 
     python benchmarks/bench.py --quick            # small shapes, a smoke run (seconds to a minute)
     python benchmarks/bench.py decode sweep       # only the sections named
     python benchmarks/bench.py --threads 1 --rounds 11
+    python benchmarks/bench.py --markdown bench.md  # also write the run's tables as markdown
 
 Sections:
   large     each op's main modes at a large shape: the full eager call against inductor's
@@ -37,6 +38,10 @@ sleep between calls) costs a scheduler time slice, milliseconds, on a call of mi
 On a loaded 2-core machine every such call can stall, and the medians show the stall (calls
 of any size all near one time, ~16 ms); the header's load average says whether that was so.
 --threads 1 shows the times without it.
+
+--markdown PATH writes, after the run, a header line (when, where, how) and one markdown
+table per section run plus the summary's, ready to paste into README.md. The sections
+record each measurement once, in a Table, which both the console lines and the file read.
 """
 
 from __future__ import annotations
@@ -44,12 +49,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -109,14 +116,76 @@ COMPILED_VS_INDUCTOR = Target("compiled_vs_inductor",
 COMPILE_VS_INDUCTOR = Target("compile_vs_inductor",
                              'MoE first compile, backend="quant_graph" / backend="inductor"', False, 1.1)
 
-SUMMARY: list[str] = []
+
+class Check(NamedTuple):
+    """One ratio measured against a target: a summary line, and a row of the summary table."""
+
+    target: Target
+    ratio: float
+    subject: str
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.target.met(self.ratio) else "MISS"
+
+    def line(self) -> str:
+        return (f"{self.verdict}  {self.target.name:<20} {self.ratio:7.2f}x  (target {self.target.describe()})  "
+                f"{self.subject}")
+
+
+SUMMARY: list[Check] = []
+SUMMARY_HEADING = "summary: one line per target (ratios from this run)"
 
 
 def check(target: Target, ratio: float, subject: str) -> None:
-    verdict = "PASS" if target.met(ratio) else "MISS"
-    line = f"{verdict}  {target.name:<20} {ratio:7.2f}x  (target {target.describe()})  {subject}"
-    SUMMARY.append(line)
-    print(f"  {line}")
+    result = Check(target, ratio, subject)
+    SUMMARY.append(result)
+    print(f"  {result.line()}")
+
+
+# --- the run's measurements as tables (what --markdown writes) ---------------------------
+
+class Table:
+    """One section's measurements, a row per measured case. ``columns`` maps each header to
+    the format of its numbers ("" for text); a cell that is not a number is written as is.
+    A table joins TABLES, the run's tables in order, when made."""
+
+    def __init__(self, section: str, heading: str, columns: dict[str, str]):
+        self.section, self.heading, self.columns = section, heading, columns
+        self.rows: list[tuple] = []
+        self.notes: list[str] = []  # lines under the table: what a column cannot hold
+        TABLES.append(self)
+
+    def add(self, *cells) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"table {self.section!r}: a row of {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append(cells)
+
+    def markdown(self) -> str:
+        def cell(value, fmt):
+            text = format(value, fmt) if isinstance(value, (int, float)) and fmt else str(value)
+            return text.replace("|", "\\|")
+
+        lines = [f"#### {self.heading}", "",
+                 "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" if not fmt else "---:" for fmt in self.columns.values()) + "|"]
+        lines += ["| " + " | ".join(cell(v, fmt) for v, fmt in zip(row, self.columns.values(), strict=True)) + " |"
+                  for row in self.rows]
+        if self.notes:
+            lines += [""] + self.notes
+        return "\n".join(lines)
+
+
+TABLES: list[Table] = []
+MS, US, RATIO, SECONDS = ".2f", ".1f", ".2f", ".1f"
+
+
+def summary_table() -> Table:
+    table = Table("summary", SUMMARY_HEADING,
+                  {"target": "", "ratio": RATIO, "PASS/MISS": "", "subject": ""})
+    for result in SUMMARY:
+        table.add(f"{result.target.name} ({result.target.describe()})", result.ratio, result.verdict, result.subject)
+    return table
 
 
 # --- one straightforward torch composite per SPEC formula (what a user would write) ------
@@ -319,14 +388,14 @@ def section(name: str, *targets: Target):
 
 
 def ms(seconds):
-    return f"{seconds * 1e3:9.2f}"
+    return f"{seconds * 1e3:9{MS}}"
 
 
 def us(seconds):
-    return f"{seconds * 1e6:9.1f}"
+    return f"{seconds * 1e6:9{US}}"
 
 
-def large_case(c: Case, rounds: int) -> None:
+def large_case(c: Case, rounds: int, table: Table) -> None:
     x = c.args[0]
     torch._dynamo.reset()
     inductor = torch.compile(c.composite, dynamic=True)
@@ -338,29 +407,40 @@ def large_case(c: Case, rounds: int) -> None:
         variants["C kernel alone"] = kernel
     t = median_seconds(variants, rounds)
     print(f"\n{c.title}\n  " + "  ".join(f"{label} {ms(s).strip()} ms" for label, s in t.items()))
-    check(EAGER_VS_INDUCTOR, t["inductor composite"] / t["eager call"], c.title)
+    eager_vs_inductor = t["inductor composite"] / t["eager call"]
+    check(EAGER_VS_INDUCTOR, eager_vs_inductor, c.title)
     if kernel is None:
         print("  no C kernel for this format: the call runs the portable torch path")
+        kernel_ms = kernel_vs_copy = "no C kernel"
     else:
-        check(KERNEL_VS_COPY, t["dst.copy_(x)"] / t["C kernel alone"], c.title)
+        kernel_ms, kernel_vs_copy = t["C kernel alone"] * 1e3, t["dst.copy_(x)"] / t["C kernel alone"]
+        check(KERNEL_VS_COPY, kernel_vs_copy, c.title)
+    table.add(c.title, t["eager call"] * 1e3, t["inductor composite"] * 1e3, t["dst.copy_(x)"] * 1e3, kernel_ms,
+              eager_vs_inductor, kernel_vs_copy)
 
 
 @section("large", EAGER_VS_INDUCTOR, KERNEL_VS_COPY)
 def large(opts):
-    print("\n== large inputs: eager call vs inductor's compiled composite; C kernel alone vs dst.copy_(x)")
+    table = Table("large", "large inputs: eager call vs inductor's compiled composite; C kernel alone vs dst.copy_(x)",
+                  {"case": "", "eager ms": MS, "inductor composite ms": MS, "dst.copy_(x) ms": MS,
+                   "C kernel alone ms": MS, "eager vs inductor": RATIO, "kernel vs copy": RATIO})
+    print(f"\n== {table.heading}")
     for name, (build, _) in CASES.items():
-        large_case(build(*large_shape(name, opts.quick)), opts.rounds)
+        large_case(build(*large_shape(name, opts.quick)), opts.rounds, table)
 
 
 @section("decode", DECODE_VS_ATEN)
 def decode(opts):
-    print(f"\n== decode: each public call on one token [1, {DECODE_HIDDEN}] vs x.abs() on the same tensor")
+    table = Table("decode", f"decode: each public call on one token [1, {DECODE_HIDDEN}] vs x.abs() on the same tensor",
+                  {"case": "", "call us": US, "x.abs() us": US, "ratio": RATIO})
+    print(f"\n== {table.heading}")
     for build, _ in CASES.values():
         c = build(1, DECODE_HIDDEN)
         x = c.args[0]
         t = median_seconds({"call": lambda: c.public(*c.args), "abs": x.abs}, opts.rounds)
         print(f"\n{c.title}: call {us(t['call']).strip()} us, x.abs() {us(t['abs']).strip()} us")
         check(DECODE_VS_ATEN, t["call"] / t["abs"], c.title)
+        table.add(c.title, t["call"] * 1e6, t["abs"] * 1e6, t["call"] / t["abs"])
 
 
 def compiled_pair(c: Case):
@@ -373,8 +453,10 @@ def compiled_pair(c: Case):
 
 @section("compiled", COMPILED_VS_INDUCTOR)
 def compiled(opts):
-    print('\n== compiled graphs: the op under torch.compile(backend="quant_graph", dynamic=True) '
-          "vs inductor's compiled composite")
+    table = Table("compiled", 'compiled graphs: the op under torch.compile(backend="quant_graph", dynamic=True) '
+                  "vs inductor's compiled composite",
+                  {"case": "", "T": "d", "quant_graph ms": MS, "inductor ms": MS, "ratio": RATIO})
+    print(f"\n== {table.heading}")
     for name, (build, _) in CASES.items():
         for tokens in (1, large_shape(name, opts.quick)[0]):
             c = build(tokens, large_shape(name, opts.quick)[1])
@@ -384,18 +466,23 @@ def compiled(opts):
             print(f"\n{c.title}: quant_graph {ms(t['quant_graph']).strip()} ms, "
                   f"inductor {ms(t['inductor']).strip()} ms")
             check(COMPILED_VS_INDUCTOR, t["quant_graph"] / t["inductor"], c.title)
+            table.add(c.title, tokens, t["quant_graph"] * 1e3, t["inductor"] * 1e3, t["quant_graph"] / t["inductor"])
 
 
 @section("sweep")
 def sweep(opts):
     hidden = QUICK_SHAPE[1] if opts.quick else DECODE_HIDDEN
-    print(f"\n== token sweep at H = {hidden}: time per call, and as a ratio to inductor's compiled composite "
-          "(below 1: faster than inductor)")
+    table = Table("sweep", f"token sweep at H = {hidden}: time per call, and as a ratio to inductor's compiled "
+                  "composite (below 1: faster than inductor)",
+                  {"op": "", "T": "d", "eager us": US, "compiled us": US, "inductor us": US, "eager/ind": RATIO,
+                   "compiled/ind": RATIO, "fastest": ""})
+    print(f"\n== {table.heading}")
     for name in ("dynamic_quant_asymmetric", "dynamic_quant"):
         build = CASES[name][0]
         first = build(1, hidden)
         ours, inductor = compiled_pair(first)
-        print(f"\n{first.title.split(',')[0]}")
+        op = first.title.split(",")[0]
+        print(f"\n{op}")
         print(f"  {'T':>5} {'eager us':>10} {'compiled us':>12} {'inductor us':>12} {'eager/ind':>10} "
               f"{'compiled/ind':>13}  fastest")
         for tokens in SWEEP_TOKENS:
@@ -404,6 +491,8 @@ def sweep(opts):
                                 "inductor": lambda: inductor(*c.args)}, opts.rounds)
             print(f"  {tokens:>5} {us(t['eager']):>10} {us(t['compiled']):>12} {us(t['inductor']):>12} "
                   f"{t['eager'] / t['inductor']:>10.2f} {t['compiled'] / t['inductor']:>13.2f}  {min(t, key=t.get)}")
+            table.add(op, tokens, t["eager"] * 1e6, t["compiled"] * 1e6, t["inductor"] * 1e6,
+                      t["eager"] / t["inductor"], t["compiled"] / t["inductor"], min(t, key=t.get))
 
 
 def child_env(opts, cache_dir=None):
@@ -457,10 +546,14 @@ def wall_seconds(command, env):
 @section("compile", COMPILE_VS_INDUCTOR)
 def compile_time(opts):
     experts, hidden, intermediate = moe_sizes(opts.quick)
-    print(f"\n== compile: the MoE example ({experts} experts, hidden {hidden}, intermediate {intermediate}), "
-          "first compiled call at T=1, each in a fresh process with an empty inductor/AOT cache")
+    table = Table("compile", f"compile: the MoE example ({experts} experts, hidden {hidden}, intermediate "
+                  f"{intermediate}), first compiled call at T=1, each in a fresh process with an empty "
+                  "inductor/AOT cache", {"measurement": "", "s": SECONDS})
+    print(f"\n== {table.heading}")
     seconds = {backend: first_compile_seconds(opts, backend) for backend in ("quant_graph", "inductor")}
     print("  " + ", ".join(f'backend="{b}" {s:.1f} s' for b, s in seconds.items()))
+    for backend, s in seconds.items():
+        table.add(f'first compiled call, backend="{backend}"', s)
     check(COMPILE_VS_INDUCTOR, seconds["quant_graph"] / seconds["inductor"], "examples/moe_ffn.py first compile")
 
     with tempfile.TemporaryDirectory(prefix="bench-dump-") as scratch:
@@ -470,12 +563,17 @@ def compile_time(opts):
         target = f"{EXAMPLES / 'moe_ffn.py'}:make_model"  # absolute: the run may start in any directory
         dump_s, done = wall_seconds([sys.executable, "-m", "quant_graph", "dump", target,
                                      "--dump-dir", str(Path(scratch) / "dump"), "--no-dot"], env)
+    dump = "quant-graph dump examples/moe_ffn.py:make_model --no-dot"
     if done.returncode != 0:
         print(f"  quant-graph dump failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        table.add(f"{dump}, wall", f"failed (exit {done.returncode})")
     else:
-        print(f"  quant-graph dump examples/moe_ffn.py:make_model --no-dot: {dump_s:.1f} s wall, of which "
+        print(f"  {dump}: {dump_s:.1f} s wall, of which "
               f"starting Python and importing quant_graph.cli {import_s:.1f} s (importing torch alone "
               f"{python_torch_s:.1f} s)")
+        table.add(f"{dump}, wall", dump_s)
+    table.add("starting Python and importing quant_graph.cli", import_s)
+    table.add("starting Python and importing torch", python_torch_s)
 
 
 def per_token_int8_peers(x):
@@ -508,17 +606,23 @@ def per_token_int8_peers(x):
 @section("peers")
 def peers(opts):
     c = dynamic_quant_asymmetric(*large_shape("dynamic_quant_asymmetric", opts.quick))
-    print(f"\n== peers: per-token asymmetric int8, {c.title.split(', ', 1)[1]}; time as a ratio to quant_graph's "
-          "eager call (above 1: quant_graph is faster)")
+    table = Table("peers", f"peers: per-token asymmetric int8, {c.title.split(', ', 1)[1]}; time as a ratio to "
+                  "quant_graph's eager call (above 1: quant_graph is faster)",
+                  {"implementation": "", "ms": MS, "time / quant_graph": RATIO})
+    print(f"\n== {table.heading}")
     found = per_token_int8_peers(c.args[0])
     runnable = {name: fn for name, fn in found.items() if callable(fn)}
     t = median_seconds({"quant_graph": lambda: c.public(*c.args), **runnable}, opts.rounds)
-    print(f"  {'quant_graph npu_dynamic_quant_asymmetric':<42} {ms(t['quant_graph'])} ms")
+    ours = "quant_graph npu_dynamic_quant_asymmetric"
+    print(f"  {ours:<42} {ms(t['quant_graph'])} ms")
+    table.add(ours, t["quant_graph"] * 1e3, 1.0)
     for name, fn in found.items():
         if callable(fn):
             print(f"  {name:<42} {ms(t[name])} ms  {t[name] / t['quant_graph']:6.2f}x")
+            table.add(name, t[name] * 1e3, t[name] / t["quant_graph"])
         else:
             print(f"  {name:<42} {fn}")
+            table.add(name, fn, "")
 
 
 @section("moe")
@@ -535,8 +639,10 @@ def moe(opts):
     torch._dynamo.reset()
     counter = CompileCounterWithBackend("quant_graph")
     compiled_model = torch.compile(model, backend=counter, dynamic=True, fullgraph=True)
-    print(f"\n== moe: examples/moe_ffn.py, {experts} experts, hidden {hidden}, intermediate {intermediate}; "
-          f"torch.compile(backend='quant_graph', dynamic=True, fullgraph=True)")
+    table = Table("moe", f"moe: examples/moe_ffn.py, {experts} experts, hidden {hidden}, intermediate {intermediate}; "
+                  "torch.compile(backend='quant_graph', dynamic=True, fullgraph=True)",
+                  {"tokens": "d", "eager ms": MS, "compiled ms": MS, "speedup": RATIO, "compiled == eager": ""})
+    print(f"\n== {table.heading}")
     print(f"  {'tokens':>6} {'eager ms':>10} {'compiled ms':>12} {'speedup':>8}  compiled == eager")
     for tokens in token_counts:
         x, counts = routed_tokens(tokens, experts, hidden, seed=tokens)
@@ -545,7 +651,22 @@ def moe(opts):
         t = median_seconds({"eager": lambda: model(x, counts), "compiled": lambda: compiled_model(x, counts)},
                            opts.rounds)
         print(f"  {tokens:>6} {ms(t['eager']):>10} {ms(t['compiled']):>12} {t['eager'] / t['compiled']:>7.2f}x  {same}")
-    print(f"  recompiles across {list(token_counts)}: {counter.frame_count - 1}")
+        table.add(tokens, t["eager"] * 1e3, t["compiled"] * 1e3, t["eager"] / t["compiled"], same)
+    recompiles = f"recompiles across {list(token_counts)}: {counter.frame_count - 1}"
+    print(f"  {recompiles}")
+    table.notes.append(recompiles.capitalize() + ".")
+
+
+def cpu_model() -> str:
+    """The CPU's model name where Linux gives it (/proc/cpuinfo), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def main(argv=None):
@@ -554,6 +675,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per measurement (median; default 7)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch.set_num_threads, which the C kernels follow (default 2; see Threads above)")
+    parser.add_argument("--markdown", metavar="PATH", type=Path,
+                        help="after the run, write its tables to PATH as markdown (for README.md)")
     parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
     opts = parser.parse_args(argv)
     unknown = [s for s in opts.sections if s not in SECTIONS]
@@ -561,19 +684,34 @@ def main(argv=None):
         parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     if opts.rounds < 1 or opts.threads < 1:
         parser.error("--rounds and --threads must be at least 1")
+    if opts.markdown is not None and not opts.markdown.resolve().parent.is_dir():
+        # refused before the run, not after it: a full run takes many minutes
+        parser.error(f"--markdown {opts.markdown}: no directory {opts.markdown.resolve().parent}")
     torch.set_num_threads(opts.threads)
     # the load says how far to trust this run: other processes on the cores stall the threads (see Threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {opts.rounds} rounds, "
-          f"C kernels: {'yes' if native.library() else 'no (portable path)'}{', quick shapes' if opts.quick else ''}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start")
+    setup = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, {opts.rounds} rounds, "
+             f"C kernels: {'yes' if native.library() else 'no (portable path)'}"
+             f"{', quick shapes' if opts.quick else ''}; "
+             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start")
+    started = datetime.now(timezone.utc)
+    print(setup)
     chosen = opts.sections or list(SECTIONS)
     for name in chosen:
         SECTIONS[name][0](opts)
-    print("\n== summary: one line per target (ratios from this run)")
-    for target in dict.fromkeys(t for name in chosen for t in SECTIONS[name][1]):
+    print(f"\n== {SUMMARY_HEADING}")
+    targets = dict.fromkeys(t for name in chosen for t in SECTIONS[name][1])
+    for target in targets:
         print(f"  {target.name}: {target.ratio}, target {target.describe()}")
-    for line in SUMMARY:
-        print(line)
+    for result in SUMMARY:
+        print(result.line())
+    if opts.markdown is not None:
+        summary = summary_table()
+        summary.notes += [f"- {t.name}: {t.ratio}, target {t.describe()}" for t in targets]
+        where = f"{cpu_model()}, {platform.system()}, Python {platform.python_version()}"
+        header = (f"Measured {started:%Y-%m-%d %H:%M} UTC on {where}: {setup} "
+                  f"(`python benchmarks/bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`).")
+        opts.markdown.write_text("\n\n".join([header, *(table.markdown() for table in TABLES)]) + "\n")
+        print(f"\nmarkdown tables written to {opts.markdown}")
 
 
 if __name__ == "__main__":
