@@ -150,9 +150,10 @@ def _with_traced_sizes(message: str) -> str:
 def _dynamo_is_tracing() -> bool:
     """Dynamo is tracing a frame (not AOTAutograd, export's non-strict mode or make_fx, which
     also run fake kernels; torch.compiler.is_compiling() says True for them all)."""
-    from torch._dynamo.symbolic_convert import InstructionTranslator
+    from torch._dynamo import symbolic_convert
 
-    return InstructionTranslator.current_tx() is not None
+    # the translator Dynamo is running, per thread; unset in a thread Dynamo never ran in
+    return getattr(symbolic_convert.tls, "current_tx", None) is not None
 
 
 def _below_autograd(namespace: str, name: str) -> Callable:
