@@ -27,8 +27,10 @@ names.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,18 +67,19 @@ class QuantOp:
         return fn
 
     def fake(self, fn: Callable) -> Callable:
+        checked = _breaks_dynamo_graph_on_invalid_call(self.name, fn)
         for ns, lib in LIBS.items():
-            torch.library.register_fake(f"{ns}::{self.name}", lib=lib)(fn)
+            torch.library.register_fake(f"{ns}::{self.name}", lib=lib)(checked)
         return fn
 
     def portable(self, fn: Callable) -> Callable:
         for lib in LIBS.values():
-            torch.library.impl(lib, self.name, "CompositeExplicitAutograd")(fn)
+            torch.library.impl(lib, self.name, "CompositeExplicitAutograd")(_kernel(fn))
         return fn
 
     def cpu(self, fn: Callable) -> Callable:
         """The C-kernel implementation; ``quant_graph.native`` registers it on the CPU key."""
-        self.cpu_kernel = fn
+        self.cpu_kernel = _kernel(fn)
         return fn
 
     def decompose(self, fn: Callable) -> Callable:
@@ -96,10 +99,61 @@ def define(name: str, schema: str, *, ge_types: tuple[str, ...], module: str) ->
     op = QuantOp(name, tuple(ge_types), module.rpartition(".")[2])
     for ns, lib in LIBS.items():
         lib.define(name + schema)
-        torch.library.impl(lib, name, "Autograd")(_below_autograd(ns, name))
-    torch.library.impl(LIB, name, "PrivateUse1")(_torch_npu_kernel(name))
+        torch.library.impl(lib, name, "Autograd")(_kernel(_below_autograd(ns, name)))
+    torch.library.impl(LIB, name, "PrivateUse1")(_kernel(_torch_npu_kernel(name)))
     OPS[name] = op
     return op
+
+
+def _kernel(fn: Callable) -> Callable:
+    """A kernel the dispatcher runs, out of Dynamo's reach. Where Dynamo cannot put a call
+    into its graph (an invalid call, see ``_breaks_dynamo_graph_on_invalid_call``) the op runs
+    eagerly at a graph break, and Dynamo would otherwise try to compile the kernel's Python
+    frames too, warning about the C++ objects they use (0.7 us a call)."""
+    return torch.compiler.disable(fn)
+
+
+def _breaks_dynamo_graph_on_invalid_call(name: str, fake_kernel: Callable) -> Callable:
+    """``fake_kernel``, whose validation errors (a TypeError or ValueError naming the op)
+    become a graph break when Dynamo is tracing the call: Dynamo would wrap them in a
+    TorchRuntimeError with pages of context, while at a graph break the call runs eagerly,
+    so a compiled function raises eager's error itself. With ``fullgraph=True`` Dynamo
+    reports the break, whose explanation is the error's message."""
+
+    @functools.wraps(fake_kernel)
+    def checked_fake_kernel(*args, **kwargs):
+        try:
+            return fake_kernel(*args, **kwargs)
+        except (TypeError, ValueError) as err:
+            if not str(err).startswith(f"{name}:") or not _dynamo_is_tracing():
+                raise
+            from torch._dynamo.exc import unimplemented
+
+            message = _with_traced_sizes(str(err))
+            unimplemented(gb_type="quant_graph operator called with invalid arguments", context=name,
+                          explanation=message, hints=["Eager mode raises the same error for this call."],
+                          from_exc=err)
+
+    return checked_fake_kernel
+
+
+def _with_traced_sizes(message: str) -> str:
+    """``message`` with each symbolic size (``s27``) replaced by the size Dynamo traced it
+    at, as eager prints it."""
+    shape_env = getattr(torch._guards.detect_fake_mode(), "shape_env", None)
+    if shape_env is None:
+        return message
+    sizes = {str(symbol): str(value) for symbol, value in shape_env.backed_var_to_val.items()}
+    return re.sub(r"\bs\d+\b", lambda symbol: sizes.get(symbol[0], symbol[0]), message)
+
+
+def _dynamo_is_tracing() -> bool:
+    """Dynamo is tracing a frame (not AOTAutograd, export's non-strict mode or make_fx, which
+    also run fake kernels; torch.compiler.is_compiling() says True for them all)."""
+    from torch._dynamo import symbolic_convert
+
+    # the translator Dynamo is running, per thread; unset in a thread Dynamo never ran in
+    return getattr(symbolic_convert.tls, "current_tx", None) is not None
 
 
 def _below_autograd(namespace: str, name: str) -> Callable:
