@@ -7,11 +7,12 @@
   with quant_graph's converters, so each quant op runs as its fused GE kernel;
 * elsewhere: inductor. Each quant op call whose mode has a decomposition (the dynamic
   quant ops, int8 and int4, per token and per tensor, with or without smooth_scales; see
-  ``decompose_quant_ops``) becomes its formula in torch ops, bit for bit the eager kernel's,
-  which inductor fuses into its own loops: at every token count, since one dynamic graph
-  serves them all (no size switch). Measured at H=7168 on 2 threads: as fast as inductor's
-  code for the bare formula (no NaN or zero-scale handling) up to 16 tokens, 1.1-1.2x
-  slower at 256-4096, and 4-6x faster than the call into the eager kernel at every size. The other
+  ``decompose_quant_ops``) becomes a size switch: up to ``FUSED_UP_TO_ELEMENTS`` input
+  elements its formula in torch ops, bit for bit the eager kernel's, which inductor fuses
+  into its own loops (faster there than the call into the kernel: 0.48x its time at H=7168,
+  one token); past it the call into the eager kernel, whose one pass is faster at large
+  sizes. One dynamic graph serves every size. int4's packed output cannot share its layout
+  with the kernel's in torch.cond, so int4 takes the formula at every size. The other
   calls (group_index, perchannel, float8, hifloat8, and the other ops) stay calls into
   quant_graph's eager kernels. With ``dump_dir`` the GE graph the model would run on the
   NPU, with the fused ops, is built offline from the graph before that rewrite and dumped
@@ -78,6 +79,13 @@ def quant_graph_backend(gm, example_inputs):
     return backend()(gm, example_inputs)
 
 
+# Up to this many input elements the decomposed formula, fused into inductor's loops, beats
+# the call into the eager kernel; past it the kernel's one pass is faster (H = 7168,
+# 2 threads, interleaved: the fused formula takes 0.48x the kernel call's time at 1 token,
+# 0.78x at 64, 1.05x at 256 (1.8M elements), 1.6x at 4096).
+FUSED_UP_TO_ELEMENTS = 1 << 20
+
+
 class _KeepsKernelCall(Exception):
     """A decomposition returned NotImplemented: the call stays the eager kernel's."""
 
@@ -106,14 +114,15 @@ def decompose_quant_ops(gm: torch.fx.GraphModule) -> int:
         traced = _traced_decomposition(op, node)
         if traced is None:
             continue
-        graph, tensor_args = traced
-        copied = dict(zip(graph.find_nodes(op="placeholder"), tensor_args, strict=True))
+        fused, kernel_call, tensor_args = traced
+        numel = tensor_args[0].meta["example_value"].numel()
+        if isinstance(numel, int) and numel > FUSED_UP_TO_ELEMENTS and _same_output_layouts(fused, kernel_call):
+            continue  # a static size past the switch: the kernel call stays
         with gm.graph.inserting_before(node):
-            results = gm.graph.graph_copy(graph, copied)
-        for source, copy_ in copied.items():
-            # Dynamo's graphs carry each value's fake tensor as example_value; make_fx's as val
-            if source.op != "placeholder" and "val" in source.meta:
-                copy_.meta["example_value"] = source.meta["val"]
+            if isinstance(numel, torch.SymInt) and _same_output_layouts(fused, kernel_call):
+                results = _size_switch(gm, node, fused, kernel_call, tensor_args)
+            else:
+                results = _inlined(gm, fused, tensor_args)
         for user in list(node.users):
             user.replace_all_uses_with(results[user.args[1]])
             gm.graph.erase_node(user)
@@ -125,10 +134,87 @@ def decompose_quant_ops(gm: torch.fx.GraphModule) -> int:
     return replaced
 
 
+def _inlined(gm: torch.fx.GraphModule, fused: torch.fx.GraphModule, tensor_args: list[torch.fx.Node]):
+    """``fused``'s nodes copied into ``gm`` in front of the call: its result nodes."""
+    copied = dict(zip(fused.graph.find_nodes(op="placeholder"), tensor_args, strict=True))
+    results = gm.graph.graph_copy(fused.graph, copied)
+    for source, copy_ in copied.items():
+        # Dynamo's graphs carry each value's fake tensor as example_value; make_fx's as val
+        if source.op != "placeholder" and "val" in source.meta:
+            copy_.meta["example_value"] = source.meta["val"]
+    return results
+
+
+def _size_switch(gm: torch.fx.GraphModule, node: torch.fx.Node, fused: torch.fx.GraphModule,
+                 kernel_call: torch.fx.GraphModule, tensor_args: list[torch.fx.Node]):
+    """``torch.cond(input.numel() <= FUSED_UP_TO_ELEMENTS, fused, kernel_call, operands)``
+    in front of the call: its result nodes. Inductor compiles both branches and picks one at
+    run time, so one dynamic graph still serves every size."""
+    graph = gm.graph
+    names = [_free_attribute(gm, f"_quant_graph_{node.name}_{branch}") for branch in ("fused", "kernel")]
+    for name, branch in zip(names, (fused, kernel_call), strict=True):
+        gm.add_submodule(name, branch)
+    example = tensor_args[0].meta["example_value"]
+    numel = graph.call_function(torch.ops.aten.sym_numel.default, (tensor_args[0],))
+    numel.meta["example_value"] = example.numel()
+    small = graph.call_function(operator.le, (numel, FUSED_UP_TO_ELEMENTS))
+    small.meta["example_value"] = example.numel() <= FUSED_UP_TO_ELEMENTS
+    operands = []
+    for arg in tensor_args:
+        # cond refuses operands that require grad; quantization has none (the op's Autograd kernel)
+        detached = graph.call_function(torch.ops.aten.detach.default, (arg,))
+        detached.meta["example_value"] = arg.meta["example_value"].detach()
+        operands.append(detached)
+    branches = [graph.get_attr(name) for name in names]
+    switch = graph.call_function(torch.ops.higher_order.cond, (small, *branches, tuple(operands)))
+    outputs = [out.meta["val"] for out in _output_nodes(fused)]
+    switch.meta["example_value"] = tuple(outputs)
+    results = []
+    for i, value in enumerate(outputs):
+        result = graph.call_function(operator.getitem, (switch, i))
+        result.meta["example_value"] = value
+        results.append(result)
+    return results
+
+
+def _free_attribute(gm: torch.fx.GraphModule, name: str) -> str:
+    while hasattr(gm, name):
+        name += "_"
+    return name
+
+
+def _output_nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    (output,) = gm.graph.find_nodes(op="output")
+    return list(pytree.tree_leaves(output.args[0]))
+
+
+def _same_output_layouts(fused: torch.fx.GraphModule, kernel_call: torch.fx.GraphModule) -> bool:
+    """Both branches return the same dtypes and shapes, each output's strides written as
+    the running products of its sizes, the way torch.cond compares them: it refuses any
+    other pair (int4's packed [T, H//8] output has strides (Max(1, H//8), 1)), which then
+    keeps the fused formula at every size."""
+
+    def layouts(gm):
+        return [(out.dtype, str(tuple(out.shape)), str(out.stride()), str(_dense_strides(out.shape)))
+                for out in (node.meta["val"] for node in _output_nodes(gm))]
+
+    fused_layouts = layouts(fused)
+    return fused_layouts == layouts(kernel_call) and all(stride == dense for *_, stride, dense in fused_layouts)
+
+
+def _dense_strides(shape) -> tuple:
+    strides, running = [], 1
+    for size in reversed(shape):
+        strides.insert(0, running)
+        running = running * size
+    return tuple(strides)
+
+
 def _traced_decomposition(op, node: torch.fx.Node):
-    """``(graph, tensor argument nodes)``: ``op``'s decomposition traced by make_fx on the
-    call's fake arguments (symbolic shapes included), the graph's placeholders standing for
-    those nodes in order; None where it returns NotImplemented."""
+    """``(fused, kernel_call, tensor argument nodes)``: ``op``'s decomposition and the call
+    itself, each traced by make_fx on the call's fake arguments (symbolic shapes included)
+    into a GraphModule whose placeholders stand for those nodes in order; None where the
+    decomposition returns NotImplemented."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     flat, spec = pytree.tree_flatten((node.args, node.kwargs))
@@ -144,12 +230,20 @@ def _traced_decomposition(op, node: torch.fx.Node):
             raise _KeepsKernelCall
         return result
 
+    def kernel_call(*tensors):
+        values = list(flat)
+        for i, tensor in zip(tensor_at, tensors, strict=True):
+            values[i] = tensor
+        args, kwargs = pytree.tree_unflatten(values, spec)
+        return tuple(node.target(*args, **kwargs))
+
     fakes = [flat[i].meta["example_value"] for i in tensor_at]
     if not all(isinstance(fake, torch.Tensor) for fake in fakes):
         return None  # a symbolic scalar argument (a traced float): the call keeps the kernel
     try:
         with fakes[0].fake_mode:  # Dynamo's, whose shape environment holds the symbolic sizes
-            traced = make_fx(formula)(*fakes)
+            fused = make_fx(formula)(*fakes)
+            kernel = make_fx(kernel_call)(*[fake.detach() for fake in fakes])
     except _KeepsKernelCall:
         return None
-    return traced.graph, [flat[i] for i in tensor_at]
+    return fused, kernel, [flat[i] for i in tensor_at]

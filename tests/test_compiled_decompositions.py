@@ -1,7 +1,8 @@
 """The quant_graph backend's inductor path compiles the dynamic quant ops from their
-decomposition (``QuantOp.decompose``): the compiled graph calls no quant op kernel for the
-decomposed modes, gives eager's outputs bit for bit (NaN where NaN), keeps the other modes
-as kernel calls, and leaves the GE graph (and the NPU path's graph) with the fused op."""
+decomposition (``QuantOp.decompose``): up to the size switch the compiled graph calls no
+quant op kernel for the decomposed modes, past it the kernel; it gives eager's outputs bit
+for bit (NaN where NaN) either way, keeps the other modes as kernel calls, and leaves the GE
+graph (and the NPU path's graph) with the fused op."""
 
 import sys
 
@@ -11,6 +12,7 @@ from helpers import assert_identical
 
 import quant_graph as qg
 from quant_graph._registry import OPS, fused_ge_types
+from quant_graph.backend import FUSED_UP_TO_ELEMENTS
 from quant_graph.converters.ge_graph import read_graphs
 
 
@@ -85,6 +87,39 @@ def test_one_compile_serves_every_token_count():
         outputs, calls = quant_op_calls(compiled, x)
         assert calls == 0  # and no recompile, which would run the fake kernel under the count
         assert_identical(outputs, fn(x))
+
+
+@pytest.mark.parametrize("mode", ["asym pertoken", "sym pertensor"])
+def test_past_the_size_switch_the_compiled_graph_calls_the_kernel(mode):
+    """One compiled graph: the fused formula up to FUSED_UP_TO_ELEMENTS input elements, the
+    call into the eager kernel past it (where the kernel's one pass is faster)."""
+    op, kwargs = MODES[mode]
+    smooth_scales = torch.rand(1024).half() + 0.5
+
+    def fn(x, smooth_scales):
+        return op(x, smooth_scales=smooth_scales, **kwargs)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend="quant_graph", dynamic=True, fullgraph=True)
+    compiled(torch.randn(2, 1024).half(), smooth_scales)
+    switch = FUSED_UP_TO_ELEMENTS // 1024
+    for tokens, kernel_calls in ((3, 0), (switch, 0), (switch + 1, 1), (2 * switch, 1)):
+        x = with_specials(torch.randn(tokens, 1024, generator=torch.Generator().manual_seed(tokens)).half())
+        outputs, calls = quant_op_calls(compiled, x, smooth_scales)
+        assert calls == kernel_calls, tokens
+        assert_identical(outputs, fn(x, smooth_scales))
+
+
+def test_int4_keeps_the_fused_formula_at_every_size():
+    """The int4 formula's packed output has a stride torch.cond cannot match with the fake
+    kernel's (Max(1, H//8) against 1), so there is no size switch: fused at any size."""
+    def fn(x):
+        return qg.npu_dynamic_quant_asymmetric(x, dst_type=torch.quint4x2)
+
+    x = with_specials(torch.randn(FUSED_UP_TO_ELEMENTS // 64 + 1, 64).half())
+    outputs, calls = run_compiled(fn, x)
+    assert calls == 0
+    assert_identical(outputs, fn(x))
 
 
 UNDECOMPOSED = {
