@@ -116,10 +116,11 @@ def decompose_quant_ops(gm: torch.fx.GraphModule) -> int:
             continue
         fused, kernel_call, tensor_args = traced
         numel = tensor_args[0].meta["example_value"].numel()
-        if isinstance(numel, int) and numel > FUSED_UP_TO_ELEMENTS and _same_output_layouts(fused, kernel_call):
+        switchable = _same_output_layouts(fused, kernel_call)
+        if switchable and isinstance(numel, int) and numel > FUSED_UP_TO_ELEMENTS:
             continue  # a static size past the switch: the kernel call stays
         with gm.graph.inserting_before(node):
-            if isinstance(numel, torch.SymInt) and _same_output_layouts(fused, kernel_call):
+            if switchable and isinstance(numel, torch.SymInt):
                 results = _size_switch(gm, node, fused, kernel_call, tensor_args)
             else:
                 results = _inlined(gm, fused, tensor_args)
@@ -158,7 +159,7 @@ def _size_switch(gm: torch.fx.GraphModule, node: torch.fx.Node, fused: torch.fx.
     numel = graph.call_function(torch.ops.aten.sym_numel.default, (tensor_args[0],))
     numel.meta["example_value"] = example.numel()
     small = graph.call_function(operator.le, (numel, FUSED_UP_TO_ELEMENTS))
-    small.meta["example_value"] = example.numel() <= FUSED_UP_TO_ELEMENTS
+    small.meta["example_value"] = numel.meta["example_value"] <= FUSED_UP_TO_ELEMENTS
     operands = []
     for arg in tensor_args:
         # cond refuses operands that require grad; quantization has none (the op's Autograd kernel)
@@ -167,7 +168,7 @@ def _size_switch(gm: torch.fx.GraphModule, node: torch.fx.Node, fused: torch.fx.
         operands.append(detached)
     branches = [graph.get_attr(name) for name in names]
     switch = graph.call_function(torch.ops.higher_order.cond, (small, *branches, tuple(operands)))
-    outputs = [out.meta["val"] for out in _output_nodes(fused)]
+    outputs = _output_values(fused)
     switch.meta["example_value"] = tuple(outputs)
     results = []
     for i, value in enumerate(outputs):
@@ -183,9 +184,10 @@ def _free_attribute(gm: torch.fx.GraphModule, name: str) -> str:
     return name
 
 
-def _output_nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
+def _output_values(gm: torch.fx.GraphModule) -> list[torch.Tensor]:
+    """The fake tensors make_fx traced ``gm``'s outputs as."""
     (output,) = gm.graph.find_nodes(op="output")
-    return list(pytree.tree_leaves(output.args[0]))
+    return [node.meta["val"] for node in pytree.tree_leaves(output.args[0])]
 
 
 def _same_output_layouts(fused: torch.fx.GraphModule, kernel_call: torch.fx.GraphModule) -> bool:
@@ -195,11 +197,10 @@ def _same_output_layouts(fused: torch.fx.GraphModule, kernel_call: torch.fx.Grap
     keeps the fused formula at every size."""
 
     def layouts(gm):
-        return [(out.dtype, str(tuple(out.shape)), str(out.stride()), str(_dense_strides(out.shape)))
-                for out in (node.meta["val"] for node in _output_nodes(gm))]
+        return [(out.dtype, str(tuple(out.shape)), str(out.stride())) for out in _output_values(gm)]
 
-    fused_layouts = layouts(fused)
-    return fused_layouts == layouts(kernel_call) and all(stride == dense for *_, stride, dense in fused_layouts)
+    return layouts(fused) == layouts(kernel_call) and all(
+        str(out.stride()) == str(_dense_strides(out.shape)) for out in _output_values(fused))
 
 
 def _dense_strides(shape) -> tuple:
@@ -220,21 +221,23 @@ def _traced_decomposition(op, node: torch.fx.Node):
     flat, spec = pytree.tree_flatten((node.args, node.kwargs))
     tensor_at = [i for i, arg in enumerate(flat) if isinstance(arg, torch.fx.Node)]
 
-    def formula(*tensors):
+    def call_arguments(tensors):
+        """The call's (args, kwargs), its tensor arguments replaced by ``tensors``, detached:
+        quantization has no gradient, as the op's Autograd kernel says."""
         values = list(flat)
         for i, tensor in zip(tensor_at, tensors, strict=True):
-            values[i] = tensor.detach()  # quantization has no gradient, as the op's Autograd kernel says
-        args, kwargs = pytree.tree_unflatten(values, spec)
+            values[i] = tensor.detach()
+        return pytree.tree_unflatten(values, spec)
+
+    def formula(*tensors):
+        args, kwargs = call_arguments(tensors)
         result = op.decomposition(*args, **kwargs)
         if result is NotImplemented:
             raise _KeepsKernelCall
         return result
 
     def kernel_call(*tensors):
-        values = list(flat)
-        for i, tensor in zip(tensor_at, tensors, strict=True):
-            values[i] = tensor
-        args, kwargs = pytree.tree_unflatten(values, spec)
+        args, kwargs = call_arguments(tensors)
         return tuple(node.target(*args, **kwargs))
 
     fakes = [flat[i].meta["example_value"] for i in tensor_at]
@@ -243,7 +246,7 @@ def _traced_decomposition(op, node: torch.fx.Node):
     try:
         with fakes[0].fake_mode:  # Dynamo's, whose shape environment holds the symbolic sizes
             fused = make_fx(formula)(*fakes)
-            kernel = make_fx(kernel_call)(*[fake.detach() for fake in fakes])
+            kernel = make_fx(kernel_call)(*fakes)
     except _KeepsKernelCall:
         return None
     return fused, kernel, [flat[i] for i in tensor_at]
