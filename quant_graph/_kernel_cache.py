@@ -1,19 +1,21 @@
-"""Building ``csrc/kernels.c`` once per machine and caching the shared object safely.
+"""Building ``csrc/kernels.c`` and ``csrc/dispatch.cpp`` once per machine and caching the
+shared objects safely.
 
 A shared object is code that runs in the user's process, so the cache only ever loads one
 that this user built and nobody else can have changed:
 
 * the cache directory (``$QUANT_GRAPH_CACHE_DIR``, default ``~/.cache/quant_graph``) is
   created owner-only (0700) and refused if another user owns it or others can write it;
-* each object is named by a hash of the source, the compiler, the flags and the CPU, and
+* each object is named by a hash of the source and its headers, the compiler, the flags,
+  the CPU (and for dispatch.cpp the torch it is compiled against), and
   has beside it the SHA-256 of its bytes; it is loaded only if it and that record are
   owned by this user, writable by nobody else, and the bytes still hash to the record.
   A truncated, corrupt or foreign object is rebuilt;
 * a build runs under a file lock, into a temporary file renamed into place, so processes
   starting together build once and never load a half-written object.
 
-``QUANT_GRAPH_SANITIZE=address,undefined`` builds the kernels with those sanitizers (a
-separate cache entry); the process must then preload the sanitizer runtimes
+``QUANT_GRAPH_SANITIZE=address,undefined`` builds the kernels (C and C++) with those
+sanitizers (a separate cache entry); the process must then preload the sanitizer runtimes
 (``sanitizer_preload``).
 """
 
@@ -47,8 +49,13 @@ def cache_dir() -> Path:
 
 
 def flags() -> list[str]:
+    return FLAGS + sanitizer_flags()
+
+
+def sanitizer_flags() -> list[str]:
+    """What ``QUANT_GRAPH_SANITIZE`` adds to every build, the C++ dispatcher kernels' too."""
     sanitizers = os.environ.get(SANITIZE_ENV, "")
-    return FLAGS + ([f"-fsanitize={sanitizers}", "-fno-omit-frame-pointer", "-g"] if sanitizers else [])
+    return [f"-fsanitize={sanitizers}", "-fno-omit-frame-pointer", "-g"] if sanitizers else []
 
 
 def sanitizer_preload(sanitizers: str, compiler: str = "cc") -> list[str]:
@@ -113,25 +120,28 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(source: Path, compiler: str) -> Path:
-    """The path of an intact shared object built from ``source``; builds it if needed.
-    Raises CacheError (an unusable cache) or subprocess.CalledProcessError (the compiler)."""
-    build_flags = flags()
-    key = hashlib.sha256(
-        source.read_bytes() + " ".join([compiler, *build_flags, platform.machine(), _cpu_signature()]).encode()
-    ).hexdigest()[:16]
+def build(source: Path, compiler: str, build_flags: list[str] | None = None, libraries: tuple[str, ...] = ("-lm",),
+          *, key: str = "") -> Path:
+    """The path of an intact shared object built from ``source`` (and the headers beside it)
+    with ``build_flags`` (default ``flags()``); builds it if needed. ``key``: anything else
+    the object depends on (the torch it is compiled against). Raises CacheError (an
+    unusable cache) or subprocess.CalledProcessError (the compiler)."""
+    build_flags = flags() if build_flags is None else build_flags
+    headers = b"".join(header.read_bytes() for header in sorted(source.parent.glob("*.h")))
+    digest = hashlib.sha256(source.read_bytes() + headers + " ".join(
+        [compiler, *build_flags, *libraries, platform.machine(), _cpu_signature(), key]).encode()).hexdigest()[:16]
     directory = cache_dir()
     _private_dir(directory)
-    so, record = directory / f"kernels-{key}.so", directory / f"kernels-{key}.so.sha256"
+    so, record = directory / f"{source.stem}-{digest}.so", directory / f"{source.stem}-{digest}.so.sha256"
     if _intact(so, record):
         return so
     try:
-        with _locked(directory / f"kernels-{key}.lock"):
+        with _locked(directory / f"{source.stem}-{digest}.lock"):
             if _intact(so, record):  # another process built it while this one waited
                 return so
             with tempfile.TemporaryDirectory(dir=directory) as tmp:
                 built = Path(tmp) / so.name
-                subprocess.run([compiler, *build_flags, str(source), "-o", str(built), "-lm"], check=True,
+                subprocess.run([compiler, *build_flags, str(source), "-o", str(built), *libraries], check=True,
                                capture_output=True, text=True)
                 built.chmod(0o700)
                 (Path(tmp) / record.name).write_text(_digest(built) + "\n")

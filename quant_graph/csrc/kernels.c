@@ -9,7 +9,7 @@
  * bit-identical results; the tests hold them to that.
  *
  * Loaded with ctypes by quant_graph/native.py; no Python or torch headers. Each
- * kernel takes one struct of named arguments, declared once below as an X-macro;
+ * kernel takes one struct of named arguments, declared once in kernels.h as an X-macro;
  * qg_abi_layout() describes those structs so native.py can refuse a library whose
  * layout differs from its own mirror of them.
  */
@@ -20,15 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+
+#include "kernels.h"
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
-
-enum qg_in_dtype { QG_F16 = 0, QG_BF16 = 1, QG_F32 = 2, QG_I32 = 3 };
-enum qg_out_kind { QG_OUT_INT8 = 0, QG_OUT_INT4 = 1, QG_OUT_UINT8 = 2, QG_OUT_INT32 = 3 };
 
 static float half_bits_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -185,10 +184,6 @@ static void prefer_huge_pages(void *p, int64_t bytes) {
 #endif
 }
 
-/* What a kernel returns: QG_OUT_OF_MEMORY when its scratch memory could not be allocated,
- * before it has written anything (native.py raises MemoryError). */
-enum qg_status { QG_OK = 0, QG_OUT_OF_MEMORY = 1 };
-
 /* The kernel's scratch memory, taken before its parallel region in one allocation, so a
  * failure is one NULL to report rather than a thread writing through its own: `floats`
  * float32 values for each of up to `threads` threads (OpenMP's team is never larger). */
@@ -312,31 +307,7 @@ static void smooth_row_by(float *restrict buf, float factor, int64_t cols) {
     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * factor;
 }
 
-/* The kernels' argument structs, each declared once: X(type, name) per field. */
-#define QG_DYNAMIC_QUANT_ARGS(X)                                                                        \
-    X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, smooth) \
-    X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, symmetric) X(int32_t, per_tensor)    \
-    X(int32_t, per_channel) X(int64_t, channel_rows) X(int32_t, out_kind) X(double, out_lo)          \
-    X(double, out_hi) X(float, dst_max) X(float, dst_span) X(void *, y) X(float *, scale)            \
-    X(float *, offset) X(int32_t, threads)
-#define QG_AFFINE_QUANT_ARGS(X)                                                                         \
-    X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const float *, scale)  \
-    X(const float *, zero) X(int32_t, per_row) X(int64_t, period) X(const int64_t *, group_ends)      \
-    X(int64_t, groups) X(int32_t, out_kind) X(double, out_lo) X(double, out_hi) X(void *, y)          \
-    X(int32_t, threads)
-#define QG_DEQUANT_SWIGLU_QUANT_ARGS(X)                                                                 \
-    X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, h) X(const int32_t *, bias)    \
-    X(const float *, weight_scale) X(int64_t, weight_stride) X(const float *, activation_scale)        \
-    X(const float *, float_bias) X(const float *, quant_scale) X(int64_t, quant_stride)               \
-    X(const float *, quant_offset) X(const int64_t *, group_ends) X(int64_t, groups)                  \
-    X(int32_t, activate_left) X(int32_t, swiglu_mode) X(float, clamp_limit) X(float, glu_alpha)       \
-    X(float, glu_bias) X(int32_t, dynamic) X(int32_t, out_kind) X(double, out_lo) X(double, out_hi)   \
-    X(float, dst_max) X(float, dst_span) X(void *, y) X(float *, scale) X(int32_t, threads)
-
-#define QG_DECLARE(type, name) type name;
-typedef struct { QG_DYNAMIC_QUANT_ARGS(QG_DECLARE) } qg_dynamic_quant_args;
-typedef struct { QG_AFFINE_QUANT_ARGS(QG_DECLARE) } qg_affine_quant_args;
-typedef struct { QG_DEQUANT_SWIGLU_QUANT_ARGS(QG_DECLARE) } qg_dequant_swiglu_quant_args;
+void qg_widen(float *dst, const void *src, int32_t dtype, int64_t n) { load_row(dst, src, dtype, n); }
 
 /* "struct/size: name:type@offset ...;" for every argument struct, into buf. */
 int qg_abi_layout(char *buf, int size) {
@@ -587,9 +558,11 @@ int qg_affine_quant(const qg_affine_quant_args *a) {
             } else {
                 if (group_ends) g = group_of_row(group_ends, groups, r, g);
                 const float *s = scale + g * cols;
-                for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i];
+                /* one pass over buf: a multiply, then an add, each rounded (no FMA) */
                 if (zero)
-                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] + zero[i];
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i] + zero[i];
+                else
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i];
             }
             store_row(yb + r * y_stride, fmt, buf, cols, 1.0f, 0.0f);
         }
