@@ -11,7 +11,8 @@ op sets) is read from ``OPS``. Per operator the registry holds:
   key by ``quant_graph.native`` when the C library builds) and, on ``PrivateUse1`` (npu),
   a call into torch_npu's fused op of the same name; and on ``Autograd`` a kernel that
   runs the op below autograd, since quantization has no gradient: outputs never require
-  grad, so nothing pretends to be differentiable;
+  grad, so nothing pretends to be differentiable (a Python kernel, which ``native``
+  replaces with its C++ twin where that builds);
 * its public function (torch_npu's name and signature) and the op module's name, which is
   also the name of its converter module under ``quant_graph/converters/``;
 * optionally its decomposition: the eager kernel's formula in torch ops, bit for bit, which
@@ -27,6 +28,7 @@ names.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -42,6 +44,8 @@ LIB = torch.library.Library("quant_graph", "DEF")
 # FRAGMENT: the namespace is torch_npu's; quant_graph only fills it where torch_npu is absent
 NPU_LIB = torch.library.Library("npu", "FRAGMENT") if _host.defines_npu_namespace() else None
 LIBS = {"quant_graph": LIB} | ({"npu": NPU_LIB} if NPU_LIB is not None else {})
+# The ops' Python Autograd kernels, apart, so that native can replace them with its C++ ones
+_PYTHON_AUTOGRAD = {ns: torch.library.Library(ns, "IMPL") for ns in LIBS}
 
 
 @dataclass
@@ -52,6 +56,9 @@ class QuantOp:
     public: Callable | None = None
     cpu_kernel: Callable | None = None
     decomposition: Callable | None = None
+    # the values of the op's rules that csrc/dispatch.cpp's fast path checks too (native
+    # hands them over), named as the op module names them
+    rule_values: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def overload(self):
@@ -99,7 +106,7 @@ def define(name: str, schema: str, *, ge_types: tuple[str, ...], module: str) ->
     op = QuantOp(name, tuple(ge_types), module.rpartition(".")[2])
     for ns, lib in LIBS.items():
         lib.define(name + schema)
-        torch.library.impl(lib, name, "Autograd")(_kernel(_below_autograd(ns, name)))
+        _PYTHON_AUTOGRAD[ns].impl(name, _kernel(_below_autograd(ns, name)), "Autograd")
     torch.library.impl(LIB, name, "PrivateUse1")(_kernel(_torch_npu_kernel(name)))
     OPS[name] = op
     return op
@@ -165,6 +172,13 @@ def _below_autograd(namespace: str, name: str) -> Callable:
             return getattr(getattr(torch.ops, namespace), name).default(*args, **kwargs)
 
     return autograd_kernel
+
+
+def drop_python_autograd_kernels() -> None:
+    """Unregister the Python Autograd kernels: ``quant_graph.native`` registers C++ ones in
+    their place (the dispatcher warns when a kernel replaces a registered one)."""
+    while _PYTHON_AUTOGRAD:
+        _PYTHON_AUTOGRAD.popitem()[1]._destroy()
 
 
 def _torch_npu_kernel(name: str) -> Callable:

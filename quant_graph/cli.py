@@ -145,7 +145,8 @@ def check(args) -> int:
     if npu:
         print("  eager quant ops on npu tensors   torch_npu's fused kernels")
         print('  torch.compile(backend="quant_graph")   TorchAir: one fused GE node per quant op, on the NPU')
-    print("  eager quant ops on CPU tensors   " + ("quant_graph's C kernels" if lib else "the portable torch path"))
+    print("  eager quant ops on CPU tensors   " + ("quant_graph's C kernels" if lib else "the portable torch path")
+          + ("; common dynamic quant calls through C++ dispatcher kernels" if native.dispatch_library() else ""))
     if not npu:
         print('  torch.compile(backend="quant_graph")   inductor, quant ops as calls into the eager kernels'
               + ("; with dump_dir, the GE graph built offline and dumped" if offline_ready else ""))

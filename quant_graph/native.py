@@ -9,7 +9,16 @@ with an unusable cache, or with ``QUANT_GRAPH_NATIVE=0``, nothing is registered 
 key and every op runs its portable torch kernel, which gives the same results;
 ``status()`` says why.
 
-This is the one place that chooses between the two paths: ``enable()`` at import,
+In front of them, where a C++ compiler and torch's headers are at hand, ``csrc/dispatch.cpp``
+puts C++ kernels on the dispatcher's ``BackendSelect`` key for the common case of the
+dynamic quant ops, ``npu_quantize``, ``npu_group_quant`` and ``npu_dequant_swiglu_quant``:
+a valid int8 call on plain CPU tensors runs without entering Python (at decode size the
+Python kernel's dispatch, validation and ctypes cost about 30x the work); any other call
+goes on to the kernels registered here, which keep every rule. The same library holds every op's Autograd kernel.
+Without it (no C++ compiler, ``QUANT_GRAPH_DISPATCH=0``) every CPU call takes the Python
+kernels, with the same results.
+
+This is the one place that chooses between the paths: ``enable()`` at import,
 ``disable()`` / ``disabled()`` to run the portable kernels on CPU (what the tests use).
 
 Each C kernel takes one struct of named arguments. ``Kernel`` mirrors a struct in
@@ -32,9 +41,10 @@ from pathlib import Path
 import torch
 
 from . import _dtypes, _kernel_cache, _numerics
-from ._registry import LIBS, OPS
+from ._registry import LIBS, OPS, drop_python_autograd_kernels
 
 SOURCE = Path(__file__).parent / "csrc" / "kernels.c"
+DISPATCH_SOURCE = Path(__file__).parent / "csrc" / "dispatch.cpp"
 
 # enum qg_in_dtype in kernels.c
 IN_DTYPE = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.int32: 3}
@@ -54,6 +64,9 @@ _in_forked_child = False
 def _after_fork_in_child() -> None:
     global _in_forked_child
     _in_forked_child = True
+    for dispatch, _ in _dispatch_loaded.values():
+        if dispatch is not None:
+            dispatch.qg_dispatch_single_threaded()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -65,10 +78,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _BYTES_PER_THREAD = 1 << 16
 
 
-def _threads_for(bytes_touched: int) -> int:
+def _threads_for(bytes_touched: int, units: int) -> int:
+    """Threads for a call touching ``bytes_touched`` bytes whose kernel splits ``units``
+    (rows, mostly) between its threads: a thread with no unit would only cost its wake-up."""
     if _in_forked_child:
         return 1
-    return max(1, min(torch.get_num_threads(), bytes_touched // _BYTES_PER_THREAD))
+    return max(1, min(torch.get_num_threads(), bytes_touched // _BYTES_PER_THREAD, units))
 
 
 class Kernel:
@@ -79,12 +94,15 @@ class Kernel:
     ``extents(args)``: the bytes the C function reads or writes through each pointer, from
     the struct's size fields; a tensor smaller than that is a bug of quant_graph's own (the
     ops validate every user input first), stopped here before C touches memory it does not own.
+    ``units(args)``: how many pieces of work the kernel splits between its threads.
     """
 
-    def __init__(self, name: str, fields: list[tuple], extents: Callable[[dict], dict[str, int]]):
+    def __init__(self, name: str, fields: list[tuple], extents: Callable[[dict], dict[str, int]],
+                 units: Callable[[dict], int] = lambda args: args["rows"]):
         self.name = name
         self.fields = fields
         self.extents = extents
+        self.units = units
         self.tensor_dtypes = {f[0]: f[2] for f in fields if len(f) == 3}
         self.names = frozenset(f[0] for f in fields) - {"threads"}
         self.struct = type(f"{name}_args", (ctypes.Structure,), {
@@ -119,7 +137,8 @@ class Kernel:
                     f"which holds {t.numel() * t.element_size()} (shape {tuple(t.shape)}, {t.dtype}): a size "
                     f"field of the struct disagrees with the tensors passed")
             args[name] = t.data_ptr()
-        threads = _threads_for(sum(extents.values()))
+        touched = sum(extents[name] for name in self.tensor_dtypes if args[name] is not None)
+        threads = _threads_for(touched, self.units(args))
         if self._function(self.struct(threads=threads, **args)) == _OUT_OF_MEMORY:
             raise MemoryError(f"quant_graph: the C kernel {self.name} could not allocate a float32 row buffer "
                               f"for each of its {threads} thread(s); it wrote nothing")
@@ -172,7 +191,8 @@ DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
     ("smooth", "const float *", _F32), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"),
     ("symmetric", "int32_t"), ("per_tensor", "int32_t"), ("per_channel", "int32_t"), ("channel_rows", "int64_t"),
     *_FORMAT, ("dst_max", "float"), ("dst_span", "float"), ("y", "void *", _QUANT_OUT), ("scale", "float *", _F32),
-    ("offset", "float *", _F32), ("threads", "int32_t")], _dynamic_quant_extents)
+    ("offset", "float *", _F32), ("threads", "int32_t")], _dynamic_quant_extents,
+    units=lambda a: a["cols"] if a["per_channel"] else a["rows"])  # per channel: the columns
 AFFINE_QUANT = Kernel("qg_affine_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
     ("scale", "const float *", _F32), ("zero", "const float *", _F32), ("per_row", "int32_t"),
@@ -206,11 +226,13 @@ def _abi_mismatch(lib: ctypes.CDLL) -> str | None:
 
 
 _loaded: dict[tuple, tuple[ctypes.CDLL | None, str]] = {}
+_dispatch_loaded: dict[tuple, tuple[ctypes.CDLL | None, str]] = {}
 
 
 def _setting() -> tuple:
     return (os.environ.get("QUANT_GRAPH_NATIVE", "1"), os.environ.get("CC", "cc"),
-            os.environ.get(_kernel_cache.SANITIZE_ENV, ""), str(_kernel_cache.cache_dir()))
+            os.environ.get(_kernel_cache.SANITIZE_ENV, ""), str(_kernel_cache.cache_dir()),
+            os.environ.get("QUANT_GRAPH_DISPATCH", "1"), os.environ.get("CXX", "c++"))
 
 
 def library() -> ctypes.CDLL | None:
@@ -222,11 +244,28 @@ def library() -> ctypes.CDLL | None:
     return _loaded[setting][0]
 
 
+def dispatch_library() -> ctypes.CDLL | None:
+    """The loaded C++ dispatcher kernels, or None when the Python kernels serve every CPU
+    call. Needs the C kernels; loaded once per setting (as ``library``, and
+    QUANT_GRAPH_DISPATCH, CXX)."""
+    setting = _setting()
+    if setting not in _dispatch_loaded:
+        _dispatch_loaded[setting] = (None, "the C kernels are unavailable") if library() is None else (
+            _load_dispatch(*setting[4:]))
+    return _dispatch_loaded[setting][0]
+
+
 def status() -> str:
     """Which kernels serve CPU tensors, and if not the C ones, why (``quant-graph check``)."""
     library()
     lib, reason = _loaded[_setting()]
-    return f"built ({lib._name})" if lib is not None else f"unavailable ({reason}): the portable torch path serves"
+    if lib is None:
+        return f"unavailable ({reason}): the portable torch path serves"
+    dispatch_library()
+    dispatch, why = _dispatch_loaded[_setting()]
+    fast_path = (f"C++ dispatcher kernels built ({dispatch._name})" if dispatch is not None else
+                 f"C++ dispatcher kernels unavailable ({why}): the Python kernels serve every call")
+    return f"built ({lib._name}); {fast_path}"
 
 
 def _load(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
@@ -253,12 +292,99 @@ def _load(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
     return lib, ""
 
 
+def _dispatch_build_flags() -> list[str]:
+    """dispatch.cpp against the running torch: its headers, its C++ ABI, its libraries."""
+    root = Path(torch.__file__).parent
+    return ["-O2", "-std=c++20", "-shared", "-fPIC", f"-I{root / 'include'}",
+            f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}", f"-L{root / 'lib'}",
+            f"-Wl,-rpath,{root / 'lib'}", *_kernel_cache.sanitizer_flags()]
+
+
+def _load_dispatch(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
+    if enabled == "0":
+        return None, "QUANT_GRAPH_DISPATCH=0"
+    if shutil.which(compiler) is None:
+        return None, f"no C++ compiler {compiler!r} on PATH (set CXX to choose one)"
+    try:
+        so = _kernel_cache.build(DISPATCH_SOURCE, compiler, _dispatch_build_flags(), ("-lc10", "-ltorch_cpu"),
+                                 key=f"torch {torch.__version__} {torch.version.git_version}")
+        lib = ctypes.CDLL(str(so))
+    except _kernel_cache.CacheError as err:
+        problem = str(err)
+    except subprocess.CalledProcessError as err:
+        problem = f"{compiler} failed: {(err.stderr or '').strip()[-2000:] or err}"
+    except OSError as err:
+        problem = f"loading the dispatcher kernels failed: {err}"
+    else:
+        lib.qg_dispatch_bind.argtypes = [*[ctypes.c_void_p] * 4, ctypes.c_int32, ctypes.c_double, ctypes.c_double,
+                                         *[ctypes.c_int64] * 5]
+        lib.qg_dispatch_bind.restype = None
+        lib.qg_dispatch_register.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+        lib.qg_dispatch_register.restype = ctypes.c_int
+        lib.qg_dispatch_register_autograd.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+        lib.qg_dispatch_register_autograd.restype = ctypes.c_int
+        lib.qg_dispatch_threads_for.argtypes = [ctypes.c_int64, ctypes.c_int64]
+        lib.qg_dispatch_threads_for.restype = ctypes.c_int
+        lib.qg_dispatch_unregister.restype = lib.qg_dispatch_single_threaded.restype = None
+        return lib, ""
+    warnings.warn(f"quant_graph: C++ dispatcher kernels unavailable, CPU calls take the Python kernels: {problem}",
+                  stacklevel=3)
+    return None, problem
+
+
+def _register_dispatch(dispatch: ctypes.CDLL, lib: ctypes.CDLL) -> None:
+    int8, swiglu = _dtypes.INT8, OPS["npu_dequant_swiglu_quant"].rule_values
+
+    def code(dtype):
+        return _dtypes.torch_npu_code("quant_graph", "dtype", dtype)
+
+    def address(function):
+        return ctypes.cast(function, ctypes.c_void_p)
+
+    dispatch.qg_dispatch_bind(address(lib.qg_dynamic_quant), address(lib.qg_affine_quant),
+                              address(lib.qg_dequant_swiglu_quant), address(lib.qg_widen), int8.c_kind, int8.lo,
+                              int8.hi, code(torch.int8), code(torch.qint8), swiglu["GROUPED_MAX_H"],
+                              swiglu["GROUPED_H_ALIGN"], _BYTES_PER_THREAD)
+    if _in_forked_child:
+        dispatch.qg_dispatch_single_threaded()
+    # the kernels instantiate one slot per namespace: quant_graph's and npu's
+    for slot, namespace in enumerate(("quant_graph", "npu")):
+        if namespace in LIBS:
+            _registered(f"the C++ dispatcher kernels for {namespace}",
+                        lambda message: dispatch.qg_dispatch_register(slot, namespace.encode(), message, len(message)))
+
+
+def _register_cpp_autograd_kernels(dispatch: ctypes.CDLL) -> None:
+    """Once per process: the C++ Autograd kernels replace the Python ones; they serve every
+    device, so ``disable()`` keeps them."""
+    global _cpp_autograd
+    if _cpp_autograd:
+        return
+    drop_python_autograd_kernels()
+    for namespace in LIBS:
+        for name in OPS:
+            _registered(f"the C++ Autograd kernel of {namespace}::{name}", lambda message: (
+                dispatch.qg_dispatch_register_autograd(namespace.encode(), name.encode(), message, len(message))))
+    _cpp_autograd = True
+
+
+_cpp_autograd = False
+
+
+def _registered(what: str, register: Callable[[ctypes.Array], int]) -> None:
+    message = ctypes.create_string_buffer(1024)
+    if register(message):
+        raise RuntimeError(f"quant_graph: registering {what} failed: {message.value.decode()}")
+
+
 _cpu_registrations: list[torch.library.Library] = []
+_dispatch_registrations: list[ctypes.CDLL] = []  # the dispatcher library whose kernels are registered
 
 
 def enable() -> bool:
     """Register every op's C-kernel implementation on the CPU key, in each namespace the op
-    is defined in (if the library loads); returns whether the C kernels serve CPU tensors now."""
+    is defined in, and the C++ dispatcher kernels in front of them (each if its library
+    loads); returns whether the C kernels serve CPU tensors now."""
     lib = library()
     if not _cpu_registrations and lib is not None:
         for kernel in KERNELS:
@@ -269,13 +395,41 @@ def enable() -> bool:
                 if op.cpu_kernel is not None:
                     registrations.impl(op.name, op.cpu_kernel, "CPU")
             _cpu_registrations.append(registrations)
+        dispatch = dispatch_library()
+        if dispatch is not None:
+            _register_cpp_autograd_kernels(dispatch)
+            _register_dispatch(dispatch, lib)
+            _dispatch_registrations.append(dispatch)
     return enabled()
 
 
 def disable() -> None:
-    """Remove the CPU registrations: CPU tensors take the portable torch kernels."""
+    """Remove the CPU registrations and the dispatcher kernels: CPU tensors take the
+    portable torch kernels."""
+    while _dispatch_registrations:
+        _dispatch_registrations.pop().qg_dispatch_unregister()
     while _cpu_registrations:
         _cpu_registrations.pop()._destroy()
+
+
+@contextlib.contextmanager
+def without_dispatch():
+    """Run CPU calls on the Python kernels alone, without the C++ dispatcher kernels in
+    front of them (the tests hold the two to the same bits)."""
+    registered = list(_dispatch_registrations)
+    while _dispatch_registrations:
+        _dispatch_registrations.pop().qg_dispatch_unregister()
+    try:
+        yield
+    finally:
+        for dispatch in registered:
+            _register_dispatch(dispatch, library())
+            _dispatch_registrations.append(dispatch)
+
+
+def dispatch_enabled() -> bool:
+    """Whether the C++ dispatcher kernels serve the common calls now."""
+    return bool(_dispatch_registrations)
 
 
 def enabled() -> bool:

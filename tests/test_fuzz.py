@@ -62,4 +62,5 @@ def test_the_battery_on_the_c_kernels_under_address_and_undefined_behaviour_sani
         sanitizer_reports = "".join(p.read_text() for p in [*tmp_path.glob("asan.*"), *tmp_path.glob("ubsan.*")])
         assert not sanitizer_reports, sanitizer_reports[-6000:]
     assert list((tmp_path / "cache").glob("kernels-*.so")), "the sanitized kernels were not built"
+    assert list((tmp_path / "cache").glob("dispatch-*.so")), "the sanitized dispatcher kernels were not built"
     check(reports)

@@ -37,25 +37,31 @@ x = torch.ones(1, cols, dtype=torch.float16)
 scales = torch.ones(cols, dtype=torch.float16)
 swiglu_x = torch.ones(1, cols, dtype=torch.int32)  # h = cols / 2: 128 MB of buffer per thread
 weight_scale = torch.ones(cols)
+MB = 1 << 20
+# each call, and the address space it gets beyond what the process uses: room for its
+# outputs and float32 copies of its parameters (quantize: 256 MB of scales), not for its
+# row buffers (one per thread; one thread for a one-row call)
 calls = {
-    "dynamic quant per token": lambda: qg.npu_dynamic_quant(x),
-    "dynamic quant per channel": lambda: qg.npu_dynamic_quant(x, quant_mode="perchannel"),
-    "quantize": lambda: qg.npu_quantize(x, scales, None, torch.qint8, -1, False),
-    "dequant_swiglu_quant": lambda: qg.npu_dequant_swiglu_quant(swiglu_x, weight_scale=weight_scale, quant_mode=1),
+    "dynamic quant per token": (lambda: qg.npu_dynamic_quant(x), 64 * MB + 64 * MB),
+    "dynamic quant per channel": (lambda: qg.npu_dynamic_quant(x, quant_mode="perchannel"), 320 * MB + 64 * MB),
+    "quantize": (lambda: qg.npu_quantize(x, scales, None, torch.qint8, -1, False), 320 * MB + 64 * MB),
+    "dequant_swiglu_quant": (lambda: qg.npu_dequant_swiglu_quant(swiglu_x, weight_scale=weight_scale,
+                                                                 quant_mode=1), 32 * MB + 32 * MB),
 }
-with open("/proc/self/status") as status:
-    used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
 soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-resource.setrlimit(resource.RLIMIT_AS, (used + (400 << 20), hard))  # the outputs fit, the buffers do not
-for name, call in calls.items():
+for name, (call, room) in calls.items():
+    with open("/proc/self/status") as status:
+        used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+    resource.setrlimit(resource.RLIMIT_AS, (used + room, hard))
     try:
         call()
     except MemoryError as err:
         print(name, "MemoryError", err)
     else:
         print(name, "no error")
-resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-print("then", bool((calls["dynamic quant per token"]()[0] == 127).all()))
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+print("then", bool((calls["dynamic quant per token"][0]()[0] == 127).all()))
 """
 
 

@@ -91,8 +91,9 @@ def test_without_the_c_kernels_the_portable_path_serves_and_check_says_why(env, 
 
 
 def test_the_kernels_run_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path):
-    """The registry's samples and the native-vs-portable property tests, in a process whose
-    C kernels are built with -fsanitize=address,undefined (a crash or report fails it)."""
+    """The registry's samples, the native-vs-portable and the dispatcher-vs-Python property
+    tests, in a process whose C and C++ kernels are built with -fsanitize=address,undefined
+    (a crash or report fails it)."""
     # the reports go to files: pytest's fd capture in the child would lose them at the abort
     env = {**os.environ, _kernel_cache.SANITIZE_ENV: "address,undefined",
            "QUANT_GRAPH_CACHE_DIR": str(tmp_path / "cache"),
@@ -103,7 +104,7 @@ def test_the_kernels_run_clean_under_address_and_undefined_behaviour_sanitizers(
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(tests / "test_registry.py"),
          str(tests / "test_strided_parameters.py"), str(tests / "test_dynamic_quant.py"),
-         str(tests / "test_dequant_swiglu_quant.py")],
+         str(tests / "test_dequant_swiglu_quant.py"), str(tests / "test_dispatch.py")],
         capture_output=True, text=True, env=env, cwd=tests.parent)
     reports = "".join(p.read_text() for p in [*tmp_path.glob("asan.*"), *tmp_path.glob("ubsan.*")])
     assert result.returncode == 0 and not reports, (reports or result.stdout + result.stderr)[-4000:]

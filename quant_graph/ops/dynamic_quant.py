@@ -96,16 +96,27 @@ _ARGS_DOC = """Args:
 """
 
 
+def _call(op, input, x, smooth_scales, group_index, dst_type, quant_mode, dst_type_max):
+    """Both public functions' call of ``op``, passing on only the arguments given: at decode
+    size each keyword costs the dispatcher's argument parser about 0.4 us, a tenth of the
+    C++ kernel's whole call."""
+    name = op.__name__
+    kwargs = {key: value for key, value in (("smooth_scales", smooth_scales), ("group_index", group_index),
+                                            ("dst_type", _dtype_code(name, dst_type))) if value is not None}
+    if quant_mode != "pertoken":
+        kwargs["quant_mode"] = quant_mode
+    if dst_type_max is not None:
+        kwargs["dst_type_max"] = _dst_type_max(name, dst_type_max)
+    return op(_the_input(name, input, x), **kwargs)
+
+
 @ASYMMETRIC.public_function
 def npu_dynamic_quant_asymmetric(input: Tensor | None = None, *, x: Tensor | None = None,
                                  smooth_scales: Tensor | None = None, group_index: Tensor | None = None,
                                  dst_type: DtypeArg = None, quant_mode: str = "pertoken",
                                  dst_type_max: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    op = "npu_dynamic_quant_asymmetric"
-    return torch.ops.quant_graph.npu_dynamic_quant_asymmetric(
-        _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
-        dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
-        dst_type_max=_dst_type_max(op, dst_type_max))
+    return _call(torch.ops.quant_graph.npu_dynamic_quant_asymmetric, input, x, smooth_scales, group_index, dst_type,
+                 quant_mode, dst_type_max)
 
 
 npu_dynamic_quant_asymmetric.__doc__ = f"""Dynamic asymmetric quantization (torch_npu.npu_dynamic_quant_asymmetric):
@@ -123,11 +134,8 @@ def npu_dynamic_quant(input: Tensor | None = None, *, x: Tensor | None = None,
                       smooth_scales: Tensor | None = None, group_index: Tensor | None = None,
                       dst_type: DtypeArg = None, quant_mode: str = "pertoken",
                       dst_type_max: float | None = None) -> tuple[Tensor, Tensor]:
-    op = "npu_dynamic_quant"
-    return torch.ops.quant_graph.npu_dynamic_quant(
-        _the_input(op, input, x), smooth_scales=smooth_scales, group_index=group_index,
-        dst_type=_dtype_code(op, dst_type), quant_mode=quant_mode,
-        dst_type_max=_dst_type_max(op, dst_type_max))
+    return _call(torch.ops.quant_graph.npu_dynamic_quant, input, x, smooth_scales, group_index, dst_type, quant_mode,
+                 dst_type_max)
 
 
 npu_dynamic_quant.__doc__ = f"""Dynamic symmetric quantization (torch_npu.npu_dynamic_quant):
