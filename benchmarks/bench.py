@@ -349,7 +349,8 @@ def recorded_kernel_calls(call: Callable[[], object]) -> Callable[[], object] | 
     """The C kernel calls that ``call`` makes, as a replay: the bound C functions on the
     arguments recorded from one call, writing again into that call's outputs (already
     touched, so the replay pays no page faults). None when ``call`` runs no C kernel (a
-    format without a C writer, or the portable path)."""
+    format without a C writer, or the portable path). The call is recorded on the Python
+    kernels (the C++ dispatcher kernels call the same C functions, out of ctypes' sight)."""
     recorded = []
     record_and_run = native.Kernel.__call__
 
@@ -359,7 +360,8 @@ def recorded_kernel_calls(call: Callable[[], object]) -> Callable[[], object] | 
 
     native.Kernel.__call__ = recording
     try:
-        outputs = call()
+        with native.without_dispatch():
+            outputs = call()
     finally:
         native.Kernel.__call__ = record_and_run
     if not recorded:

@@ -17,6 +17,13 @@ def pytest_sessionstart(session):
                     + ". Install it with: quant-graph install-ge (or bash scripts/setup.sh)", returncode=4)
 
 
+@pytest.fixture(scope="session")
+def sanitized_cache(tmp_path_factory):
+    """One kernel cache for the tests that run the kernels under sanitizers: the sanitized
+    C++ dispatcher kernels take most of a minute to build, once."""
+    return tmp_path_factory.mktemp("sanitized") / "cache"
+
+
 @pytest.fixture(params=["native", "portable"])
 def kernel_path(request):
     """Run a test on the C kernels and on the portable torch path, which must agree."""

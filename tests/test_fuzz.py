@@ -49,10 +49,10 @@ def test_the_battery_on_both_kernel_paths():
     check(run_battery(["native", "portable"]))
 
 
-def test_the_battery_on_the_c_kernels_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+def test_the_battery_on_the_c_kernels_under_address_and_undefined_behaviour_sanitizers(tmp_path, sanitized_cache):
     # the reports go to files: the child's stderr could be lost at an abort
     env = {**os.environ, _kernel_cache.SANITIZE_ENV: "address,undefined",
-           "QUANT_GRAPH_CACHE_DIR": str(tmp_path / "cache"),
+           "QUANT_GRAPH_CACHE_DIR": str(sanitized_cache),
            "ASAN_OPTIONS": f"detect_leaks=0:log_path={tmp_path / 'asan'}",
            "UBSAN_OPTIONS": f"halt_on_error=1:print_stacktrace=1:log_path={tmp_path / 'ubsan'}",
            "LD_PRELOAD": " ".join(_kernel_cache.sanitizer_preload("address,undefined"))}
@@ -61,6 +61,6 @@ def test_the_battery_on_the_c_kernels_under_address_and_undefined_behaviour_sani
     finally:
         sanitizer_reports = "".join(p.read_text() for p in [*tmp_path.glob("asan.*"), *tmp_path.glob("ubsan.*")])
         assert not sanitizer_reports, sanitizer_reports[-6000:]
-    assert list((tmp_path / "cache").glob("kernels-*.so")), "the sanitized kernels were not built"
-    assert list((tmp_path / "cache").glob("dispatch-*.so")), "the sanitized dispatcher kernels were not built"
+    assert list(sanitized_cache.glob("kernels-*.so")), "the sanitized kernels were not built"
+    assert list(sanitized_cache.glob("dispatch-*.so")), "the sanitized dispatcher kernels were not built"
     check(reports)

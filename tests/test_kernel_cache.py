@@ -90,13 +90,13 @@ def test_without_the_c_kernels_the_portable_path_serves_and_check_says_why(env, 
     assert "eager quant ops on CPU tensors   the portable torch path" in result.stdout
 
 
-def test_the_kernels_run_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+def test_the_kernels_run_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path, sanitized_cache):
     """The registry's samples, the native-vs-portable and the dispatcher-vs-Python property
     tests, in a process whose C and C++ kernels are built with -fsanitize=address,undefined
     (a crash or report fails it)."""
     # the reports go to files: pytest's fd capture in the child would lose them at the abort
     env = {**os.environ, _kernel_cache.SANITIZE_ENV: "address,undefined",
-           "QUANT_GRAPH_CACHE_DIR": str(tmp_path / "cache"),
+           "QUANT_GRAPH_CACHE_DIR": str(sanitized_cache),
            "ASAN_OPTIONS": f"detect_leaks=0:log_path={tmp_path / 'asan'}",
            "UBSAN_OPTIONS": f"halt_on_error=1:print_stacktrace=1:log_path={tmp_path / 'ubsan'}"}
     env["LD_PRELOAD"] = " ".join(_kernel_cache.sanitizer_preload("address,undefined"))
@@ -108,4 +108,4 @@ def test_the_kernels_run_clean_under_address_and_undefined_behaviour_sanitizers(
         capture_output=True, text=True, env=env, cwd=tests.parent)
     reports = "".join(p.read_text() for p in [*tmp_path.glob("asan.*"), *tmp_path.glob("ubsan.*")])
     assert result.returncode == 0 and not reports, (reports or result.stdout + result.stderr)[-4000:]
-    assert (tmp_path / "cache").exists() and list((tmp_path / "cache").glob("kernels-*.so"))
+    assert sanitized_cache.exists() and list(sanitized_cache.glob("kernels-*.so"))
