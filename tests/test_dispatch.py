@@ -55,6 +55,9 @@ COMMON_CALLS = {
         ("smooth scales", (_x((6, 256)),), {"smooth_scales": _positive(256, torch.float16)}),
         ("int8 by code", (_x((3, 64)),), {"dst_type": 1}),
         ("int8 by dtype", (_x((3, 64)),), {"dst_type": torch.int8}),
+        ("per channel, 3-D", (_x((2, 3, 64)),), {"quant_mode": "perchannel"}),
+        ("per channel, smooth scales per token", (_x((5, 48), torch.bfloat16),),
+         {"quant_mode": "perchannel", "smooth_scales": _positive(5, torch.bfloat16)}),
     ]},
     "npu_quantize per channel": ("npu_quantize", (_x((4, 7168)), _positive(7168, torch.float16),
                                                   _x(7168, seed=2), torch.qint8, -1, False), {}),
@@ -133,7 +136,7 @@ SPECIALS = [0.0, -0.0, 1e-8, 65504.0, -65504.0, float("inf"), float("-inf"), flo
 
 @given(rows=st.integers(1, 40), cols=st.integers(1, 300), lead=st.sampled_from([(), (2,), (1, 3)]),
        dtype=st.sampled_from([torch.float16, torch.bfloat16]), symmetric=st.booleans(),
-       mode=st.sampled_from(["pertoken", "pertensor"]), smooth=st.booleans(),
+       mode=st.sampled_from(["pertoken", "pertensor", "perchannel"]), smooth=st.booleans(),
        specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIALS)), max_size=4),
        seed=st.integers(0, 2**16))
 def test_fast_path_matches_the_python_kernel_across_shapes_and_values(rows, cols, lead, dtype, symmetric, mode,
@@ -144,7 +147,7 @@ def test_fast_path_matches_the_python_kernel_across_shapes_and_values(rows, cols
         x.view(-1)[at % x.numel()] = value
     kwargs = {"quant_mode": mode}
     if smooth:
-        kwargs["smooth_scales"] = (torch.rand(cols, generator=g) + 0.5).to(dtype)
+        kwargs["smooth_scales"] = (torch.rand(rows if mode == "perchannel" else cols, generator=g) + 0.5).to(dtype)
     op = qg.npu_dynamic_quant if symmetric else qg.npu_dynamic_quant_asymmetric
     got = op(x, **kwargs)
     with native.without_dispatch():
@@ -160,7 +163,6 @@ def _uncommon_calls():
         op = getattr(torch.ops.npu, name)
         calls |= {
             f"{name} int4": lambda op=op: op(x, dst_type=torch.quint4x2),
-            f"{name} per channel": lambda op=op: op(x, quant_mode="perchannel"),
             f"{name} MoE group_index": lambda op=op: op(x, smooth_scales=torch.ones(2, 64, dtype=torch.float16),
                                                         group_index=ends),
             f"{name} non-contiguous input": lambda op=op: op(x.t().contiguous().t()),

@@ -113,9 +113,10 @@ Tensor int64_ends(const Tensor &group_index) {
 }
 
 /* npu_dynamic_quant(_asymmetric)'s common case: input a contiguous, non-empty
- * float16/bfloat16 CPU tensor of rank >= 2; smooth_scales absent or a 1-D [H] CPU tensor
- * of input's dtype; no group_index; int8; per token or per tensor; dst_type_max 0. Every
- * rule of check_args holds for such a call. */
+ * float16/bfloat16 CPU tensor of rank >= 2; no group_index; int8; dst_type_max 0; per token
+ * or per tensor with smooth_scales absent or a 1-D [H] CPU tensor of input's dtype, or per
+ * channel with smooth_scales absent or 1-D [M] (M = input.size(-2)). Every rule of
+ * check_args holds for such a call. */
 bool dynamic_quant_fast_path(const Tensor &input, const OptionalTensor &smooth_scales,
                              const OptionalTensor &group_index, std::optional<int64_t> dst_type,
                              c10::string_view quant_mode, double dst_type_max) {
@@ -125,11 +126,12 @@ bool dynamic_quant_fast_path(const Tensor &input, const OptionalTensor &smooth_s
         return false;
     if (group_index.has_value() || dst_type_max != 0.0 || (dst_type.has_value() && *dst_type != bound.int8_code))
         return false;
-    if (quant_mode != "pertoken" && quant_mode != "pertensor") return false;
+    const bool per_channel = quant_mode == "perchannel";
+    if (quant_mode != "pertoken" && quant_mode != "pertensor" && !per_channel) return false;
     if (smooth_scales.has_value()) {
         const Tensor &smooth = *smooth_scales;
         if (!plain_cpu(smooth) || smooth.scalar_type() != dtype || smooth.dim() != 1 ||
-            smooth.size(0) != input.size(-1))
+            smooth.size(0) != input.size(per_channel ? -2 : -1))
             return false;
     }
     return true;
@@ -137,15 +139,18 @@ bool dynamic_quant_fast_path(const Tensor &input, const OptionalTensor &smooth_s
 
 /* The outputs as the Python kernel allocates them and the C kernel's verdict on filling them;
  * false: the kernel wrote nothing (out of memory). */
-bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, bool per_tensor, bool symmetric,
-                   Tensor &y, Tensor &scale, Tensor &offset) {
-    const int64_t cols = input.size(-1), rows = input.numel() / cols;
-    const auto stats_shape = per_tensor ? at::DimVector{1} : at::DimVector(input.sizes().slice(0, input.dim() - 1));
+bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10::string_view quant_mode,
+                   bool symmetric, Tensor &y, Tensor &scale, Tensor &offset) {
+    const bool per_tensor = quant_mode == "pertensor", per_channel = quant_mode == "perchannel";
+    const int64_t cols = input.size(-1), rows = input.numel() / cols, tokens = input.size(-2);
+    // scale and offset: one, one per row, or per channel one per column of each [M, H] slice
+    at::DimVector stats_shape(input.sizes().slice(0, input.dim() - (per_channel ? 2 : 1)));
+    if (per_channel) stats_shape.push_back(cols);
+    if (per_tensor) stats_shape = {1};
     y = at::empty(input.sizes(), input.options().dtype(at::kChar));
     scale = at::empty(stats_shape, input.options().dtype(at::kFloat));
     if (!symmetric) offset = at::empty(stats_shape, input.options().dtype(at::kFloat));
     const Tensor smooth = smooth_scales.has_value() ? float32(*smooth_scales) : Tensor();
-    const int64_t stats = per_tensor ? 1 : rows;
     qg_dynamic_quant_args a;
     std::memset(&a, 0, sizeof a);
     a.x = input.const_data_ptr();
@@ -155,6 +160,8 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, boo
     a.smooth = smooth.defined() ? smooth.const_data_ptr<float>() : nullptr;
     a.symmetric = symmetric;
     a.per_tensor = per_tensor;
+    a.per_channel = per_channel;
+    a.channel_rows = tokens;
     a.out_kind = bound.int8_kind;
     a.out_lo = bound.int8_lo;
     a.out_hi = bound.int8_hi;
@@ -163,8 +170,10 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, boo
     a.y = y.mutable_data_ptr();
     a.scale = scale.mutable_data_ptr<float>();
     a.offset = symmetric ? nullptr : offset.mutable_data_ptr<float>();
-    // the bytes native._dynamic_quant_extents counts for the tensors of this call
-    a.threads = threads_for(nbytes(input) + nbytes(smooth) + nbytes(y) + (symmetric ? 1 : 2) * 4 * stats, rows);
+    // the bytes native._dynamic_quant_extents counts for the tensors of this call, and the
+    // units native.DYNAMIC_QUANT splits: rows, or per channel the columns
+    a.threads = threads_for(nbytes(input) + nbytes(smooth) + nbytes(y) + nbytes(scale) + nbytes(offset),
+                            per_channel ? cols : rows);
     return bound.dynamic_quant(&a) == QG_OK;
 }
 
@@ -405,7 +414,7 @@ struct Kernels {
         if (rest.highestPriorityTypeId() == c10::DispatchKey::CPU &&
             dynamic_quant_fast_path(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max)) {
             Tensor y, scale, unused;
-            if (dynamic_quant(input, smooth_scales, quant_mode == "pertensor", true, y, scale, unused))
+            if (dynamic_quant(input, smooth_scales, quant_mode, true, y, scale, unused))
                 return {y, scale};
         }
         static const auto op = op_handle<SymmetricSignature>(ns, "npu_dynamic_quant");
@@ -420,7 +429,7 @@ struct Kernels {
         if (rest.highestPriorityTypeId() == c10::DispatchKey::CPU &&
             dynamic_quant_fast_path(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max)) {
             Tensor y, scale, offset;
-            if (dynamic_quant(input, smooth_scales, quant_mode == "pertensor", false, y, scale, offset))
+            if (dynamic_quant(input, smooth_scales, quant_mode, false, y, scale, offset))
                 return {y, scale, offset};
         }
         static const auto op = op_handle<AsymmetricSignature>(ns, "npu_dynamic_quant_asymmetric");
