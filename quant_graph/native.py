@@ -268,20 +268,27 @@ def status() -> str:
     return f"built ({lib._name}); {fast_path}"
 
 
+def _built(what: str, compiler: str, build: Callable[[], Path]) -> tuple[ctypes.CDLL | None, str]:
+    """The library ``build()`` gives, loaded, or None and why not (the cache, the compiler's
+    last 2000 characters of errors, or the loader's)."""
+    try:
+        return ctypes.CDLL(str(build())), ""
+    except _kernel_cache.CacheError as err:
+        return None, str(err)
+    except subprocess.CalledProcessError as err:
+        return None, f"{compiler} failed: {(err.stderr or '').strip()[-2000:] or err}"
+    except OSError as err:
+        return None, f"loading {what} failed: {err}"
+
+
 def _load(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str]:
     if enabled == "0":
         return None, "QUANT_GRAPH_NATIVE=0"
     if shutil.which(compiler) is None:
         return None, f"no C compiler {compiler!r} on PATH (set CC to choose one)"
-    try:
-        lib = ctypes.CDLL(str(_kernel_cache.build(SOURCE, compiler)))
+    lib, problem = _built("the kernels", compiler, lambda: _kernel_cache.build(SOURCE, compiler))
+    if lib is not None:
         problem = _abi_mismatch(lib)
-    except _kernel_cache.CacheError as err:
-        problem = str(err)
-    except subprocess.CalledProcessError as err:
-        problem = f"{compiler} failed: {(err.stderr or '').strip() or err}"
-    except OSError as err:
-        problem = f"loading the kernels failed: {err}"
     if problem:
         warnings.warn(f"quant_graph: C kernels unavailable, using the portable torch path: {problem}", stacklevel=3)
         return None, problem
@@ -305,17 +312,10 @@ def _load_dispatch(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str
         return None, "QUANT_GRAPH_DISPATCH=0"
     if shutil.which(compiler) is None:
         return None, f"no C++ compiler {compiler!r} on PATH (set CXX to choose one)"
-    try:
-        so = _kernel_cache.build(DISPATCH_SOURCE, compiler, _dispatch_build_flags(), ("-lc10", "-ltorch_cpu"),
-                                 key=f"torch {torch.__version__} {torch.version.git_version}")
-        lib = ctypes.CDLL(str(so))
-    except _kernel_cache.CacheError as err:
-        problem = str(err)
-    except subprocess.CalledProcessError as err:
-        problem = f"{compiler} failed: {(err.stderr or '').strip()[-2000:] or err}"
-    except OSError as err:
-        problem = f"loading the dispatcher kernels failed: {err}"
-    else:
+    lib, problem = _built("the dispatcher kernels", compiler, lambda: _kernel_cache.build(
+        DISPATCH_SOURCE, compiler, _dispatch_build_flags(), ("-lc10", "-ltorch_cpu"),
+        key=f"torch {torch.__version__} {torch.version.git_version}"))
+    if lib is not None:
         lib.qg_dispatch_bind.argtypes = [*[ctypes.c_void_p] * 4, ctypes.c_int32, ctypes.c_double, ctypes.c_double,
                                          *[ctypes.c_int64] * 5]
         lib.qg_dispatch_bind.restype = None

@@ -103,13 +103,29 @@ Tensor float32_row(const Tensor &t, int64_t cols) {
     return row;
 }
 
-/* group_index's int32 or int64 row ends as a contiguous int64 tensor. */
-Tensor int64_ends(const Tensor &group_index) {
+/* An int32 or int64 group_index (row ends or row counts) as a contiguous int64 tensor. */
+Tensor int64_contiguous(const Tensor &group_index) {
     if (group_index.scalar_type() == at::kLong) return group_index.contiguous();
     const Tensor src = group_index.contiguous();
-    Tensor ends = at::empty(src.sizes(), src.options().dtype(at::kLong));
-    std::copy_n(src.const_data_ptr<int32_t>(), src.numel(), ends.mutable_data_ptr<int64_t>());
-    return ends;
+    Tensor values = at::empty(src.sizes(), src.options().dtype(at::kLong));
+    std::copy_n(src.const_data_ptr<int32_t>(), src.numel(), values.mutable_data_ptr<int64_t>());
+    return values;
+}
+
+/* The int8 output format, as _dtypes.INT8 describes it, in a kernel's argument struct. */
+template <class Args>
+void write_int8(Args &a) {
+    a.out_kind = bound.int8_kind;
+    a.out_lo = bound.int8_lo;
+    a.out_hi = bound.int8_hi;
+}
+
+/* write_int8, and int8's DST_MAX and DST_MAX - DST_MIN for a dynamic scale formula. */
+template <class Args>
+void write_int8_dynamic(Args &a) {
+    write_int8(a);
+    a.dst_max = static_cast<float>(bound.int8_hi);
+    a.dst_span = static_cast<float>(bound.int8_hi - bound.int8_lo);
 }
 
 /* npu_dynamic_quant(_asymmetric)'s common case: input a contiguous, non-empty
@@ -162,11 +178,7 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10
     a.per_tensor = per_tensor;
     a.per_channel = per_channel;
     a.channel_rows = tokens;
-    a.out_kind = bound.int8_kind;
-    a.out_lo = bound.int8_lo;
-    a.out_hi = bound.int8_hi;
-    a.dst_max = static_cast<float>(bound.int8_hi);
-    a.dst_span = static_cast<float>(bound.int8_hi - bound.int8_lo);
+    write_int8_dynamic(a);
     a.y = y.mutable_data_ptr();
     a.scale = scale.mutable_data_ptr<float>();
     a.offset = symmetric ? nullptr : offset.mutable_data_ptr<float>();
@@ -194,9 +206,7 @@ bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &sca
     a.period = 1;
     a.group_ends = ends.defined() ? ends.const_data_ptr<int64_t>() : nullptr;
     a.groups = ends.defined() ? ends.numel() : 0;
-    a.out_kind = bound.int8_kind;
-    a.out_lo = bound.int8_lo;
-    a.out_hi = bound.int8_hi;
+    write_int8(a);
     a.y = y.mutable_data_ptr();
     // the bytes native._affine_quant_extents counts for the tensors of this call
     a.threads = threads_for(nbytes(x) + nbytes(scale) + nbytes(zero) + nbytes(ends) + nbytes(y), rows);
@@ -245,7 +255,7 @@ bool group_quant_fast_path(const Tensor &x, const Tensor &scale, const Tensor &g
     if (offset.has_value() &&
         (!plain_cpu(*offset) || offset->scalar_type() != scale.scalar_type() || offset->numel() != 1))
         return false;
-    ends = int64_ends(group_index);
+    ends = int64_contiguous(group_index);
     const int64_t *e = ends.const_data_ptr<int64_t>(), groups = ends.numel();
     if (e[0] < 0 || e[groups - 1] != x.size(0)) return false;
     for (int64_t g = 1; g < groups; g++)
@@ -310,7 +320,7 @@ bool dequant_swiglu_quant_fast_path(const Tensor &x, const OptionalTensor &weigh
             quant_mode != 1 || h > bound.grouped_max_h || h % bound.grouped_h_align != 0)
             return false;
         groups = counts.size(0);
-        const Tensor c = int64_ends(counts);  // the counts as int64
+        const Tensor c = int64_contiguous(counts);
         call.ends = at::empty({groups}, x.options().dtype(at::kLong));
         const int64_t *in = c.const_data_ptr<int64_t>();
         int64_t *ends = call.ends.mutable_data_ptr<int64_t>(), sum = 0;
@@ -365,11 +375,7 @@ bool dequant_swiglu_quant(const Tensor &x, const SwigluCall &call, bool activate
     a.glu_alpha = static_cast<float>(glu_alpha);
     a.glu_bias = static_cast<float>(glu_bias);
     a.dynamic = dynamic;
-    a.out_kind = bound.int8_kind;
-    a.out_lo = bound.int8_lo;
-    a.out_hi = bound.int8_hi;
-    a.dst_max = static_cast<float>(bound.int8_hi);
-    a.dst_span = static_cast<float>(bound.int8_hi - bound.int8_lo);
+    write_int8_dynamic(a);
     a.y = y.mutable_data_ptr();
     a.scale = scale.mutable_data_ptr<float>();
     // the bytes native._dequant_swiglu_quant_extents counts for the tensors of this call
