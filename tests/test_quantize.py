@@ -130,6 +130,28 @@ def test_mul_mode_nan_inf_and_empty(kernel_path):
     assert empty.shape == (0, 2) and empty.dtype == torch.int32
 
 
+def edge_values() -> torch.Tensor:
+    """Every half-integer tie in and just outside int8's and uint8's ranges, with the float32
+    neighbours on either side of each, the non-finite values, signed zeros, huge and tiny
+    values: 1,700 float32 values, so a kernel's vector loop and its tail both meet them."""
+    ties = torch.arange(-140.5, 270.0, 0.5)
+    values = torch.cat([ties, torch.nextafter(ties, torch.tensor(-1e9)), torch.nextafter(ties, torch.tensor(1e9)),
+                        torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e30, -1e30,
+                                      torch.finfo(torch.float32).max, torch.finfo(torch.float32).tiny, 1e-45])])
+    return values[torch.randperm(values.numel(), generator=seeded(91))]
+
+
+@pytest.mark.parametrize("dtype", [torch.qint8, torch.quint8])
+def test_byte_outputs_round_ties_to_even_and_saturate(kernel_path, dtype):
+    # a scale of 1 puts the values themselves into the narrowing: y = round(x), NaN -> 0, saturated
+    x = edge_values().reshape(1, -1)
+    div_mode = dtype == torch.quint8  # div_mode=False writes int8 only
+    out = qg.npu_quantize(x, torch.ones(1), None, dtype, -1, div_mode)
+    lo, hi = (0, 255) if dtype == torch.quint8 else (-128, 127)
+    expected = x.nan_to_num(nan=0.0).clamp(lo, hi).round().to(torch.uint8 if dtype == torch.quint8 else torch.int8)
+    assert_identical(out, expected)
+
+
 def test_non_contiguous_input(kernel_path):
     x = torch.randn(16, 6, generator=seeded(129)).t() * 10
     assert not x.is_contiguous()
