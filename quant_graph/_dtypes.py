@@ -24,7 +24,7 @@ class QuantDtype:
     storage: torch.dtype  # dtype of the tensor that holds the values
     per_element: int  # values packed into one storage element (int4: 8 per int32)
     ge: str  # GE DataType name of the fused operator's output
-    c_kind: int | None  # enum qg_out_kind in csrc/kernels.c; None: only the portable path writes it
+    c_kind: int | None  # enum qg_out_kind in csrc/kernels.h; None: only the portable path writes it (HiF8)
     # how a value becomes storage: "integer" (rounded half to even, saturated), "float" (a
     # torch cast), "hifloat8" (HiF8 bit patterns from _hifloat8, in uint8 as torch_npu keeps them)
     encoding: str = "integer"
@@ -50,8 +50,8 @@ INT8 = QuantDtype("int8", -128, 127, torch.int8, 1, "DT_INT8", 0)
 INT4 = QuantDtype("int4", -8, 7, torch.int32, 8, "DT_INT4", 1)
 UINT8 = QuantDtype("uint8", 0, 255, torch.uint8, 1, "DT_UINT8", 2)
 INT32 = QuantDtype("int32", -(2**31), 2**31 - 1, torch.int32, 1, "DT_INT32", 3)
-FLOAT8_E4M3FN = QuantDtype("float8_e4m3fn", -448.0, 448.0, torch.float8_e4m3fn, 1, "DT_FLOAT8_E4M3FN", None, "float")
-FLOAT8_E5M2 = QuantDtype("float8_e5m2", -57344.0, 57344.0, torch.float8_e5m2, 1, "DT_FLOAT8_E5M2", None, "float")
+FLOAT8_E4M3FN = QuantDtype("float8_e4m3fn", -448.0, 448.0, torch.float8_e4m3fn, 1, "DT_FLOAT8_E4M3FN", 4, "float")
+FLOAT8_E5M2 = QuantDtype("float8_e5m2", -57344.0, 57344.0, torch.float8_e5m2, 1, "DT_FLOAT8_E5M2", 5, "float")
 # torch_npu.hifloat8 (code 290): no torch dtype; named by the string resolve_code gives
 HIFLOAT8 = QuantDtype("hifloat8", -32768.0, 32768.0, torch.uint8, 1, "DT_HIFLOAT8", None, "hifloat8")
 

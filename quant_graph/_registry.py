@@ -58,7 +58,7 @@ class QuantOp:
     decomposition: Callable | None = None
     # the values of the op's rules that csrc/dispatch.cpp's fast path checks too (native
     # hands them over), named as the op module names them
-    rule_values: dict[str, int] = dataclasses.field(default_factory=dict)
+    rule_values: dict[str, int | tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def overload(self):

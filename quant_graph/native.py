@@ -12,7 +12,7 @@ key and every op runs its portable torch kernel, which gives the same results;
 In front of them, where a C++ compiler and torch's headers are at hand, ``csrc/dispatch.cpp``
 puts C++ kernels on the dispatcher's ``BackendSelect`` key for the common case of the
 dynamic quant ops, ``npu_quantize``, ``npu_group_quant`` and ``npu_dequant_swiglu_quant``:
-a valid int8 call on plain CPU tensors runs without entering Python (at decode size the
+a valid call on plain CPU tensors in a format a C kernel writes runs without entering Python (at decode size the
 Python kernel's dispatch, validation and ctypes cost about 30x the work); any other call
 goes on to the kernels registered here, which keep every rule. The same library holds every op's Autograd kernel.
 Without it (no C++ compiler, ``QUANT_GRAPH_DISPATCH=0``) every CPU call takes the Python
@@ -183,7 +183,7 @@ def _dequant_swiglu_quant_extents(a: dict) -> dict[str, int]:
 
 _IN = tuple(IN_DTYPE)
 _F32, _I64, _I32 = (torch.float32,), (torch.int64,), (torch.int32,)
-_QUANT_OUT = (torch.int8, torch.uint8, torch.int32)
+_QUANT_OUT = (torch.int8, torch.uint8, torch.int32, torch.float8_e4m3fn, torch.float8_e5m2)
 _FORMAT = [("out_kind", "int32_t"), ("out_lo", "double"), ("out_hi", "double")]
 
 DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
@@ -319,6 +319,9 @@ def _load_dispatch(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str
         lib.qg_dispatch_bind.argtypes = [*[ctypes.c_void_p] * 4, ctypes.c_int32, ctypes.c_double, ctypes.c_double,
                                          *[ctypes.c_int64] * 5]
         lib.qg_dispatch_bind.restype = None
+        lib.qg_dispatch_bind_format.argtypes = [ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, ctypes.c_double,
+                                                ctypes.c_double, ctypes.c_int32]
+        lib.qg_dispatch_bind_format.restype = None
         lib.qg_dispatch_register.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
         lib.qg_dispatch_register.restype = ctypes.c_int
         lib.qg_dispatch_register_autograd.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
@@ -330,6 +333,10 @@ def _load_dispatch(enabled: str, compiler: str) -> tuple[ctypes.CDLL | None, str
     warnings.warn(f"quant_graph: C++ dispatcher kernels unavailable, CPU calls take the Python kernels: {problem}",
                   stacklevel=3)
     return None, problem
+
+
+# dispatch.cpp's enum FormatList, in order: the op rule whose dtype codes each list holds
+_FORMAT_LISTS = (("npu_dynamic_quant", "DST_CODES"), ("npu_quantize", "MUL_CODES"), ("npu_quantize", "DIV_CODES"))
 
 
 def _register_dispatch(dispatch: ctypes.CDLL, lib: ctypes.CDLL) -> None:
@@ -345,6 +352,13 @@ def _register_dispatch(dispatch: ctypes.CDLL, lib: ctypes.CDLL) -> None:
                               address(lib.qg_dequant_swiglu_quant), address(lib.qg_widen), int8.c_kind, int8.lo,
                               int8.hi, code(torch.int8), code(torch.qint8), swiglu["GROUPED_MAX_H"],
                               swiglu["GROUPED_H_ALIGN"], _BYTES_PER_THREAD)
+    # each list of dispatch.cpp's enum FormatList: the formats an op rule's codes name that a
+    # C kernel writes unpacked
+    for index, (op, rule) in enumerate(_FORMAT_LISTS):
+        for dtype_code in OPS[op].rule_values[rule]:
+            qd = _dtypes.quant_dtype(_dtypes.resolve_code(op, "dtype", dtype_code))
+            if qd.c_kind is not None and qd.per_element == 1:
+                dispatch.qg_dispatch_bind_format(index, dtype_code, qd.c_kind, qd.lo, qd.hi, code(qd.storage))
     if _in_forked_child:
         dispatch.qg_dispatch_single_threaded()
     # the kernels instantiate one slot per namespace: quant_graph's and npu's
@@ -450,7 +464,7 @@ def disabled():
 
 def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
     """The C twin of ``_numerics.affine_quant`` (same arguments); a format without a C writer
-    (float8) takes the portable twin."""
+    (HiF8) takes the portable twin."""
     if qd.c_kind is None:
         _numerics.affine_quant(x2d, scale, zero, per_row=per_row, period=period, ends=ends, qd=qd, out=out)
         return

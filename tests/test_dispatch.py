@@ -55,6 +55,9 @@ COMMON_CALLS = {
         ("smooth scales", (_x((6, 256)),), {"smooth_scales": _positive(256, torch.float16)}),
         ("int8 by code", (_x((3, 64)),), {"dst_type": 1}),
         ("int8 by dtype", (_x((3, 64)),), {"dst_type": torch.int8}),
+        ("float8_e4m3fn by code", (_x((3, 64)),), {"dst_type": 24}),
+        ("float8_e5m2 by torch_npu's alias, per tensor", (_x((3, 64), torch.bfloat16),),
+         {"dst_type": 291, "quant_mode": "pertensor"}),
         ("per channel, 3-D", (_x((2, 3, 64)),), {"quant_mode": "perchannel"}),
         ("per channel, smooth scales per token", (_x((5, 48), torch.bfloat16),),
          {"quant_mode": "perchannel", "smooth_scales": _positive(5, torch.bfloat16)}),
@@ -65,6 +68,14 @@ COMMON_CALLS = {
         "npu_quantize", (_x((2, 3, 40), torch.bfloat16), _positive(1, torch.bfloat16), None, torch.int8, 1, False), {}),
     "npu_quantize float32 input, float16 scales": (
         "npu_quantize", (_x((5, 33), torch.float32), _positive(33, torch.float16), _x(33, seed=3), 12, 0, False), {}),
+    "npu_quantize float8_e5m2": (
+        "npu_quantize", (_x((3, 40)), _positive(40, torch.float16), None, torch.float8_e5m2, -1, False), {}),
+    "npu_quantize div_mode=True, per tensor, float8_e4m3fn (cann-recipes)": (
+        "npu_quantize", (_x((4, 7168), torch.bfloat16), _positive(1) / 50, None, torch.float8_e4m3fn, -1, True), {}),
+    "npu_quantize div_mode=True, per channel, bf16 scales, quint8": (
+        "npu_quantize", (_x((4, 96), torch.bfloat16), _positive(96, torch.bfloat16), None, torch.quint8, 1, True), {}),
+    "npu_quantize div_mode=True, qint32, 3-D": (
+        "npu_quantize", (_x((2, 3, 16), torch.float32), _positive(16) / 100, None, torch.qint32, 2, True), {}),
     "npu_group_quant": ("npu_group_quant", (_x((9, 96)), _positive((3, 96)) * 20, torch.tensor([2, 2, 9],
                                                                                               dtype=torch.int32)),
                         {"offset": torch.tensor([0.3])}),
@@ -137,15 +148,16 @@ SPECIALS = [0.0, -0.0, 1e-8, 65504.0, -65504.0, float("inf"), float("-inf"), flo
 @given(rows=st.integers(1, 40), cols=st.integers(1, 300), lead=st.sampled_from([(), (2,), (1, 3)]),
        dtype=st.sampled_from([torch.float16, torch.bfloat16]), symmetric=st.booleans(),
        mode=st.sampled_from(["pertoken", "pertensor", "perchannel"]), smooth=st.booleans(),
+       dst_type=st.sampled_from([None, 24, 23]),
        specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIALS)), max_size=4),
        seed=st.integers(0, 2**16))
 def test_fast_path_matches_the_python_kernel_across_shapes_and_values(rows, cols, lead, dtype, symmetric, mode,
-                                                                       smooth, specials, seed):
+                                                                       smooth, dst_type, specials, seed):
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn((*lead, rows, cols), generator=g) * 10).to(dtype)
     for at, value in specials:
         x.view(-1)[at % x.numel()] = value
-    kwargs = {"quant_mode": mode}
+    kwargs = {"quant_mode": mode, "dst_type": dst_type}
     if smooth:
         kwargs["smooth_scales"] = (torch.rand(rows if mode == "perchannel" else cols, generator=g) + 0.5).to(dtype)
     op = qg.npu_dynamic_quant if symmetric else qg.npu_dynamic_quant_asymmetric
@@ -169,7 +181,9 @@ def _uncommon_calls():
         }
     quantize, group_quant = torch.ops.npu.npu_quantize, torch.ops.npu.npu_group_quant
     return calls | {
-        "npu_quantize div_mode=True": lambda: quantize(x, scales.float(), None, 12, -1, True),
+        "npu_quantize div_mode=True with zero points": lambda: quantize(x, scales.float(), torch.ones(64, dtype=torch.int32),
+                                                                        12, -1, True),
+        "npu_quantize div_mode=True along dim 0": lambda: quantize(x, _positive(16), None, 12, 0, True),
         "npu_quantize axis=-2": lambda: quantize(x, _positive(16, torch.float16), None, 12, -2, False),
         "npu_quantize int4": lambda: quantize(x, scales, None, 16, -1, False),
         "npu_quantize non-contiguous input": lambda: quantize(x.t().contiguous().t(), scales, None, 12, -1, False),
@@ -251,18 +265,27 @@ def test_status_says_why_the_dispatcher_kernels_are_off_and_results_stay_the_sam
 
 @given(rows=st.integers(1, 30), cols=st.integers(1, 200), dtype=st.sampled_from([torch.float16, torch.bfloat16,
                                                                                   torch.float32]),
-       one_scale=st.booleans(), zero=st.booleans(), code=st.sampled_from([1, 12]),
+       one_scale=st.booleans(), zero=st.booleans(), div_mode=st.booleans(), code_index=st.integers(0, 7),
        specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIALS)), max_size=4),
        seed=st.integers(0, 2**16))
-def test_quantize_fast_path_matches_the_python_kernel(rows, cols, dtype, one_scale, zero, code, specials, seed):
+def test_quantize_fast_path_matches_the_python_kernel(rows, cols, dtype, one_scale, zero, div_mode, code_index,
+                                                      specials, seed):
+    """Both modes, every format the fast path writes (int8, uint8, int32, float8 by either code)."""
     x = _x((rows, cols), dtype, seed) * 10
     for at, value in specials:
         x.view(-1)[at % x.numel()] = value
-    scales = _positive(1 if one_scale else cols, dtype, seed + 1) * 3
-    zero_points = _x(scales.shape, dtype, seed + 2) if zero else None
-    got = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, False)
+    if div_mode:  # float32 scales (bfloat16 with a bfloat16 input), no zero points
+        code = (0, 1, 3, 12, 13, 14, 23, 24)[code_index]
+        scales = _positive(1 if one_scale else cols, torch.bfloat16 if zero and dtype == torch.bfloat16
+                           else torch.float32, seed + 1) / 3
+        zero_points = None
+    else:
+        code = (1, 12, 23, 24, 291, 292, 1, 12)[code_index]
+        scales = _positive(1 if one_scale else cols, dtype, seed + 1) * 3
+        zero_points = _x(scales.shape, dtype, seed + 2) if zero else None
+    got = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, div_mode)
     with native.without_dispatch():
-        want = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, False)
+        want = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, div_mode)
     assert_identical(got, want)
 
 

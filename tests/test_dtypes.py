@@ -1,9 +1,13 @@
 """The one table of output formats and torch_npu's int dtype codes."""
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
-from quant_graph._dtypes import BY_TORCH_DTYPE, INT4, INT8, TORCH_NPU_CODES, quant_dtype, resolve_code, torch_npu_code
+from quant_graph import native
+from quant_graph._dtypes import BY_NAME, BY_TORCH_DTYPE, INT4, INT8, TORCH_NPU_CODES, quant_dtype, resolve_code, torch_npu_code
 
 
 @pytest.mark.parametrize("code,expected", [(1, torch.int8), (12, torch.qint8), (13, torch.quint8), (14, torch.qint32),
@@ -60,4 +64,13 @@ def test_each_format_row_is_consistent(dtype):
     qd = BY_TORCH_DTYPE[dtype]
     assert qd.lo < qd.hi and qd.span == qd.hi - qd.lo
     assert qd.stored_shape((3, 16)) == ((3, 2) if qd is INT4 else (3, 16))
-    assert (qd.c_kind is None) == qd.is_float  # the C kernels write every integer format, no float one
+    assert qd.c_kind is not None  # the C kernels write every format torch has a dtype for (HiF8 has none)
+
+
+def test_c_kinds_are_the_enum_in_kernels_h():
+    # the C side's names for the formats, enum qg_out_kind, and _dtypes' c_kind must be one mapping
+    header = (Path(native.__file__).parent / "csrc" / "kernels.h").read_text()
+    body = re.search(r"enum qg_out_kind \{([^}]*)\}", header).group(1)
+    enum = {name: int(value) for name, value in re.findall(r"QG_OUT_(\w+) = (\d+)", body)}
+    formats = {qd.name.upper(): qd.c_kind for qd in {*BY_TORCH_DTYPE.values(), *BY_NAME.values()} if qd.c_kind is not None}
+    assert formats == enum

@@ -152,6 +152,29 @@ def test_byte_outputs_round_ties_to_even_and_saturate(kernel_path, dtype):
     assert_identical(out, expected)
 
 
+def float8_edge_values(dtype) -> torch.Tensor:
+    """Every value of the float8 format and the midpoint (a tie) between each two neighbours,
+    with the float32 neighbours of each midpoint, the subnormals' ties, values past the
+    format's max, the non-finite values and signed zeros."""
+    values = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(dtype).float()
+    finite = values[values.isfinite()].unique()
+    ties = (finite[1:] + finite[:-1]) / 2
+    nudged = torch.cat([torch.nextafter(ties, torch.tensor(-1e9)), torch.nextafter(ties, torch.tensor(1e9))])
+    extremes = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e30, -1e30, 1e-45, -1e-45])
+    out = torch.cat([finite, ties, nudged, finite * 1.0625, extremes])
+    return out[torch.randperm(out.numel(), generator=seeded(93))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_outputs_are_torchs_conversion(kernel_path, dtype):
+    # scale 1: y = x as the format holds it, NaN -> 0 and clamped to the format's range first
+    x = float8_edge_values(dtype).reshape(1, -1)
+    out = qg.npu_quantize(x, torch.ones(1), None, dtype, -1, False)
+    top = torch.finfo(dtype).max
+    expected = x.nan_to_num(nan=0.0).clamp(-top, top).to(dtype)
+    assert_identical(out, expected)
+
+
 def test_non_contiguous_input(kernel_path):
     x = torch.randn(16, 6, generator=seeded(129)).t() * 10
     assert not x.is_contiguous()

@@ -9,7 +9,7 @@
  * autograd and before the backend (also in inference mode, and below the Python key, so
  * FakeTensor, functionalization and TorchDispatchModes never reach them). Each one checks
  * whether the call is in its common case, which holds only for valid arguments: plain CPU
- * tensors, int8, and the modes listed at each *_fast_path predicate. Then it allocates the
+ * tensors, the formats and modes listed at each *_fast_path predicate. Then it allocates the
  * outputs and calls the C kernel itself. Any other call, valid or not, it redispatches
  * unchanged to the op's registered kernels (the Python CPU kernel, the npu or portable
  * kernel), which hold every validation rule and error message: the rules are not copied
@@ -44,21 +44,40 @@ namespace {
 using at::Tensor;
 using OptionalTensor = std::optional<Tensor>;
 
+/* An output format as a _dtypes.QuantDtype row describes it: the C kernels' enum qg_out_kind,
+ * the range values saturate (or clamp) to, and the dtype of the tensor holding them. */
+struct Format {
+    int32_t kind = -1;
+    double lo = 0.0, hi = 0.0;
+    at::ScalarType storage = at::kChar;
+};
+
+/* The formats an op's fast path writes, by the dtype code naming each: native.py binds the
+ * codes of an op rule (_FORMAT_LISTS) whose format a C kernel writes unpacked. */
+enum FormatList { DYNAMIC_QUANT_FORMATS = 0, QUANTIZE_MUL_FORMATS = 1, QUANTIZE_DIV_FORMATS = 2, FORMAT_LISTS = 3 };
+
 /* What native.py binds: the C kernels, the int8 format as _dtypes.INT8 describes it and
- * torch_npu's codes naming it, and the threading policy of native._threads_for. */
+ * torch_npu's codes naming it, the format lists, and the threading policy of native._threads_for. */
 struct Bound {
     int (*dynamic_quant)(const qg_dynamic_quant_args *) = nullptr;
     int (*affine_quant)(const qg_affine_quant_args *) = nullptr;
     int (*dequant_swiglu_quant)(const qg_dequant_swiglu_quant_args *) = nullptr;
     void (*widen)(float *, const void *, int32_t, int64_t) = nullptr;
-    int32_t int8_kind = 0;
-    double int8_lo = 0.0, int8_hi = 0.0;
+    Format int8;
     int64_t int8_code = -1, qint8_code = -1;  // torch_npu's dtype codes for torch.int8 and torch.qint8
+    std::vector<std::pair<int64_t, Format>> formats[FORMAT_LISTS];
     int64_t bytes_per_thread = 0;
     int64_t grouped_max_h = 0, grouped_h_align = 1;  // npu_dequant_swiglu_quant's group_index limits on H
     bool single_threaded = false;  // a forked child: OpenMP's pool did not survive the fork
 };
 Bound bound;
+
+/* The format `code` names in `list`, or nullptr: not a format that op's fast path writes. */
+const Format *format_of(FormatList list, int64_t code) {
+    for (const auto &[listed, format] : bound.formats[list])
+        if (listed == code) return &format;
+    return nullptr;
+}
 
 /* native._threads_for: `bytes` touched, `units` (rows) to split between the threads. */
 int threads_for(int64_t bytes, int64_t units) {
@@ -112,58 +131,59 @@ Tensor int64_contiguous(const Tensor &group_index) {
     return values;
 }
 
-/* The int8 output format, as _dtypes.INT8 describes it, in a kernel's argument struct. */
+/* An output format in a kernel's argument struct. */
 template <class Args>
-void write_int8(Args &a) {
-    a.out_kind = bound.int8_kind;
-    a.out_lo = bound.int8_lo;
-    a.out_hi = bound.int8_hi;
+void write_format(Args &a, const Format &format) {
+    a.out_kind = format.kind;
+    a.out_lo = format.lo;
+    a.out_hi = format.hi;
 }
 
-/* write_int8, and int8's DST_MAX and DST_MAX - DST_MIN for a dynamic scale formula. */
+/* write_format, and the format's DST_MAX and DST_MAX - DST_MIN for a dynamic scale formula. */
 template <class Args>
-void write_int8_dynamic(Args &a) {
-    write_int8(a);
-    a.dst_max = static_cast<float>(bound.int8_hi);
-    a.dst_span = static_cast<float>(bound.int8_hi - bound.int8_lo);
+void write_dynamic_format(Args &a, const Format &format) {
+    write_format(a, format);
+    a.dst_max = static_cast<float>(format.hi);
+    a.dst_span = static_cast<float>(format.hi - format.lo);
 }
 
 /* npu_dynamic_quant(_asymmetric)'s common case: input a contiguous, non-empty
- * float16/bfloat16 CPU tensor of rank >= 2; no group_index; int8; dst_type_max 0; per token
- * or per tensor with smooth_scales absent or a 1-D [H] CPU tensor of input's dtype, or per
- * channel with smooth_scales absent or 1-D [M] (M = input.size(-2)). Every rule of
- * check_args holds for such a call. */
-bool dynamic_quant_fast_path(const Tensor &input, const OptionalTensor &smooth_scales,
-                             const OptionalTensor &group_index, std::optional<int64_t> dst_type,
-                             c10::string_view quant_mode, double dst_type_max) {
+ * float16/bfloat16 CPU tensor of rank >= 2; no group_index; dst_type absent (int8) or a
+ * code of DYNAMIC_QUANT_FORMATS; dst_type_max 0; per token or per tensor with smooth_scales
+ * absent or a 1-D [H] CPU tensor of input's dtype, or per channel with smooth_scales absent
+ * or 1-D [M] (M = input.size(-2)). Every rule of check_args holds for such a call. Returns
+ * the output format, or nullptr for any other call. */
+const Format *dynamic_quant_fast_path(const Tensor &input, const OptionalTensor &smooth_scales,
+                                      const OptionalTensor &group_index, std::optional<int64_t> dst_type,
+                                      c10::string_view quant_mode, double dst_type_max) {
     const auto dtype = input.scalar_type();
     if (!plain_cpu(input) || (dtype != at::kHalf && dtype != at::kBFloat16) || input.dim() < 2 ||
         input.numel() == 0 || !input.is_contiguous())
-        return false;
-    if (group_index.has_value() || dst_type_max != 0.0 || (dst_type.has_value() && *dst_type != bound.int8_code))
-        return false;
+        return nullptr;
+    if (group_index.has_value() || dst_type_max != 0.0) return nullptr;
+    const Format *format = format_of(DYNAMIC_QUANT_FORMATS, dst_type.value_or(bound.int8_code));
     const bool per_channel = quant_mode == "perchannel";
-    if (quant_mode != "pertoken" && quant_mode != "pertensor" && !per_channel) return false;
+    if (!format || (quant_mode != "pertoken" && quant_mode != "pertensor" && !per_channel)) return nullptr;
     if (smooth_scales.has_value()) {
         const Tensor &smooth = *smooth_scales;
         if (!plain_cpu(smooth) || smooth.scalar_type() != dtype || smooth.dim() != 1 ||
             smooth.size(0) != input.size(per_channel ? -2 : -1))
-            return false;
+            return nullptr;
     }
-    return true;
+    return format;
 }
 
 /* The outputs as the Python kernel allocates them and the C kernel's verdict on filling them;
  * false: the kernel wrote nothing (out of memory). */
 bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10::string_view quant_mode,
-                   bool symmetric, Tensor &y, Tensor &scale, Tensor &offset) {
+                   const Format &format, bool symmetric, Tensor &y, Tensor &scale, Tensor &offset) {
     const bool per_tensor = quant_mode == "pertensor", per_channel = quant_mode == "perchannel";
     const int64_t cols = input.size(-1), rows = input.numel() / cols, tokens = input.size(-2);
     // scale and offset: one, one per row, or per channel one per column of each [M, H] slice
     at::DimVector stats_shape(input.sizes().slice(0, input.dim() - (per_channel ? 2 : 1)));
     if (per_channel) stats_shape.push_back(cols);
     if (per_tensor) stats_shape = {1};
-    y = at::empty(input.sizes(), input.options().dtype(at::kChar));
+    y = at::empty(input.sizes(), input.options().dtype(format.storage));
     scale = at::empty(stats_shape, input.options().dtype(at::kFloat));
     if (!symmetric) offset = at::empty(stats_shape, input.options().dtype(at::kFloat));
     const Tensor smooth = smooth_scales.has_value() ? float32(*smooth_scales) : Tensor();
@@ -178,7 +198,7 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10
     a.per_tensor = per_tensor;
     a.per_channel = per_channel;
     a.channel_rows = tokens;
-    write_int8_dynamic(a);
+    write_dynamic_format(a, format);
     a.y = y.mutable_data_ptr();
     a.scale = scale.mutable_data_ptr<float>();
     a.offset = symmetric ? nullptr : offset.mutable_data_ptr<float>();
@@ -189,12 +209,12 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10
     return bound.dynamic_quant(&a) == QG_OK;
 }
 
-/* y = saturate(x * scale + zero) with per-column parameters: scale a float32 [groups, cols]
- * table (row group from `ends`, else row 0), zero float32 [cols] or undefined. False: the
- * kernel wrote nothing (out of memory). */
+/* y = saturate(x * scale + zero) in `format` with per-column parameters: scale a float32
+ * [groups, cols] table (row group from `ends`, else row 0), zero float32 [cols] or undefined.
+ * False: the kernel wrote nothing (out of memory). */
 bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &scale, const Tensor &zero,
-                  const Tensor &ends, Tensor &y) {
-    y = at::empty(x.sizes(), x.options().dtype(at::kChar));
+                  const Tensor &ends, const Format &format, Tensor &y) {
+    y = at::empty(x.sizes(), x.options().dtype(format.storage));
     qg_affine_quant_args a;
     std::memset(&a, 0, sizeof a);
     a.x = x.const_data_ptr();
@@ -206,33 +226,56 @@ bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &sca
     a.period = 1;
     a.group_ends = ends.defined() ? ends.const_data_ptr<int64_t>() : nullptr;
     a.groups = ends.defined() ? ends.numel() : 0;
-    write_int8(a);
+    write_format(a, format);
     a.y = y.mutable_data_ptr();
     // the bytes native._affine_quant_extents counts for the tensors of this call
     a.threads = threads_for(nbytes(x) + nbytes(scale) + nbytes(zero) + nbytes(ends) + nbytes(y), rows);
     return bound.affine_quant(&a) == QG_OK;
 }
 
-/* npu_quantize's common case: div_mode=False (AscendQuantV2) to int8 (dtype code int8 or
- * qint8), element-wise along the last dim (axis in [-1, input.dim()), not -2); input a
- * contiguous, non-empty float32/float16/bfloat16 CPU tensor of 1 to 8 dims; scales 1-D of
- * the last dim's size or 1, of input's dtype (any float dtype for a float32 input);
- * zero_points absent or of scales' dtype and shape. Every rule of check_args holds. */
-bool quantize_fast_path(const Tensor &input, const Tensor &scales, const OptionalTensor &zero_points, int64_t dtype,
-                        int64_t axis, bool div_mode) {
+/* npu_quantize's common cases, both along the last dim of input, a contiguous, non-empty
+ * float32/float16/bfloat16 CPU tensor of 1 to 8 dims, into a format of the mode's list
+ * (int8, uint8, int32, float8: what a dtype code of the mode names and a C kernel writes):
+ *  - div_mode=False (AscendQuantV2), axis in [-1, input.dim()) (not -2): scales 1-D of the
+ *    last dim's size or 1, of input's dtype (any float dtype for a float32 input);
+ *    zero_points absent or of scales' dtype and shape;
+ *  - div_mode=True (Quantize), axis naming the last dim: scales 1-D of its size or 1, float32,
+ *    or bfloat16 with a bfloat16 input; no zero_points.
+ * Every rule of check_args holds. Returns the output format, or nullptr for any other call. */
+const Format *quantize_fast_path(const Tensor &input, const Tensor &scales, const OptionalTensor &zero_points,
+                                 int64_t dtype, int64_t axis, bool div_mode) {
     const auto in = input.scalar_type(), sd = scales.scalar_type();
-    if (div_mode || (dtype != bound.int8_code && dtype != bound.qint8_code)) return false;
-    if (!plain_cpu(input) || !float_input(in) || input.dim() < 1 || input.dim() > 8 || input.numel() == 0 ||
-        !input.is_contiguous() || axis < -1 || axis >= input.dim())
-        return false;
-    if (!plain_cpu(scales) || !float_input(sd) || (in != at::kFloat && sd != in) || scales.dim() != 1 ||
-        (scales.size(0) != input.size(-1) && scales.size(0) != 1))
-        return false;
+    const int64_t dims = input.dim();
+    const Format *format = format_of(div_mode ? QUANTIZE_DIV_FORMATS : QUANTIZE_MUL_FORMATS, dtype);
+    if (!format || !plain_cpu(input) || !float_input(in) || dims < 1 || dims > 8 || input.numel() == 0 ||
+        !input.is_contiguous())
+        return nullptr;
+    if (!plain_cpu(scales) || scales.dim() != 1 || (scales.size(0) != input.size(-1) && scales.size(0) != 1))
+        return nullptr;
+    if (div_mode) {
+        const bool float32_or_all_bf16 = sd == at::kFloat || (sd == at::kBFloat16 && in == at::kBFloat16);
+        return (axis == -1 || axis == dims - 1) && !zero_points.has_value() && float32_or_all_bf16 ? format : nullptr;
+    }
+    if (axis < -1 || axis >= dims || !float_input(sd) || (in != at::kFloat && sd != in)) return nullptr;
     if (zero_points.has_value()) {
         const Tensor &zero = *zero_points;
-        if (!plain_cpu(zero) || zero.scalar_type() != sd || zero.sizes() != scales.sizes()) return false;
+        if (!plain_cpu(zero) || zero.scalar_type() != sd || zero.sizes() != scales.sizes()) return nullptr;
     }
-    return true;
+    return format;
+}
+
+/* 1 / t in float32 as a [cols] row, t of `cols` elements or of one meaning all: the Python
+ * kernel's 1.0 / scales.float() (torch.quantize_per_channel's float32 reciprocal). */
+Tensor float32_reciprocal_row(const Tensor &t, int64_t cols) {
+    const Tensor values = float32(t).reshape({-1});
+    const float *s = values.const_data_ptr<float>();
+    Tensor inverse = at::empty({cols}, values.options());
+    float *d = inverse.mutable_data_ptr<float>();
+    if (values.numel() == cols)
+        for (int64_t i = 0; i < cols; i++) d[i] = 1.0f / s[i];
+    else
+        std::fill_n(d, cols, 1.0f / s[0]);
+    return inverse;
 }
 
 /* npu_group_quant's common case: int8 out (dst_dtype absent, int8 or qint8); x a contiguous,
@@ -375,7 +418,7 @@ bool dequant_swiglu_quant(const Tensor &x, const SwigluCall &call, bool activate
     a.glu_alpha = static_cast<float>(glu_alpha);
     a.glu_bias = static_cast<float>(glu_bias);
     a.dynamic = dynamic;
-    write_int8_dynamic(a);
+    write_dynamic_format(a, bound.int8);
     a.y = y.mutable_data_ptr();
     a.scale = scale.mutable_data_ptr<float>();
     // the bytes native._dequant_swiglu_quant_extents counts for the tensors of this call
@@ -417,10 +460,13 @@ struct Kernels {
                                                         std::optional<int64_t> dst_type, c10::string_view quant_mode,
                                                         double dst_type_max) {
         const auto rest = after_backend_select(ks);
-        if (rest.highestPriorityTypeId() == c10::DispatchKey::CPU &&
-            dynamic_quant_fast_path(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max)) {
+        const Format *format = rest.highestPriorityTypeId() == c10::DispatchKey::CPU
+                                   ? dynamic_quant_fast_path(input, smooth_scales, group_index, dst_type, quant_mode,
+                                                             dst_type_max)
+                                   : nullptr;
+        if (format) {
             Tensor y, scale, unused;
-            if (dynamic_quant(input, smooth_scales, quant_mode, true, y, scale, unused))
+            if (dynamic_quant(input, smooth_scales, quant_mode, *format, true, y, scale, unused))
                 return {y, scale};
         }
         static const auto op = op_handle<SymmetricSignature>(ns, "npu_dynamic_quant");
@@ -432,10 +478,13 @@ struct Kernels {
         const OptionalTensor &group_index, std::optional<int64_t> dst_type, c10::string_view quant_mode,
         double dst_type_max) {
         const auto rest = after_backend_select(ks);
-        if (rest.highestPriorityTypeId() == c10::DispatchKey::CPU &&
-            dynamic_quant_fast_path(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max)) {
+        const Format *format = rest.highestPriorityTypeId() == c10::DispatchKey::CPU
+                                   ? dynamic_quant_fast_path(input, smooth_scales, group_index, dst_type, quant_mode,
+                                                             dst_type_max)
+                                   : nullptr;
+        if (format) {
             Tensor y, scale, offset;
-            if (dynamic_quant(input, smooth_scales, quant_mode, false, y, scale, offset))
+            if (dynamic_quant(input, smooth_scales, quant_mode, *format, false, y, scale, offset))
                 return {y, scale, offset};
         }
         static const auto op = op_handle<AsymmetricSignature>(ns, "npu_dynamic_quant_asymmetric");
@@ -445,13 +494,16 @@ struct Kernels {
     static Tensor npu_quantize(c10::DispatchKeySet ks, const Tensor &input, const Tensor &scales,
                                const OptionalTensor &zero_points, int64_t dtype, int64_t axis, bool div_mode) {
         const auto rest = after_backend_select(ks);
-        if (rest.highestPriorityTypeId() == c10::DispatchKey::CPU &&
-            quantize_fast_path(input, scales, zero_points, dtype, axis, div_mode)) {
+        const Format *format = rest.highestPriorityTypeId() == c10::DispatchKey::CPU
+                                   ? quantize_fast_path(input, scales, zero_points, dtype, axis, div_mode)
+                                   : nullptr;
+        if (format) {
             const int64_t cols = input.size(-1);
-            const Tensor scale = float32_row(scales, cols);
+            // div_mode=True multiplies by the float32 reciprocal, as the Python kernel does
+            const Tensor scale = div_mode ? float32_reciprocal_row(scales, cols) : float32_row(scales, cols);
             const Tensor zero = zero_points.has_value() ? float32_row(*zero_points, cols) : Tensor();
             Tensor y;
-            if (affine_quant(input, input.numel() / cols, cols, scale, zero, Tensor(), y)) return y;
+            if (affine_quant(input, input.numel() / cols, cols, scale, zero, Tensor(), *format, y)) return y;
         }
         static const auto op = op_handle<QuantizeSignature>(ns, "npu_quantize");
         return op.redispatch(rest, input, scales, zero_points, dtype, axis, div_mode);
@@ -466,7 +518,7 @@ struct Kernels {
             group_quant_fast_path(x, scale, group_index, offset, dst_dtype, ends)) {
             const Tensor zero = offset.has_value() ? float32_row(*offset, x.size(1)) : Tensor();
             Tensor y;
-            if (affine_quant(x, x.size(0), x.size(1), float32(scale), zero, ends, y)) return y;
+            if (affine_quant(x, x.size(0), x.size(1), float32(scale), zero, ends, bound.int8, y)) return y;
         }
         static const auto op = op_handle<GroupQuantSignature>(ns, "npu_group_quant");
         return op.redispatch(rest, x, scale, group_index, offset, dst_dtype);
@@ -538,14 +590,19 @@ void qg_dispatch_bind(int (*dynamic_quant)(const qg_dynamic_quant_args *),
     bound.affine_quant = affine_quant;
     bound.dequant_swiglu_quant = dequant_swiglu_quant;
     bound.widen = widen;
-    bound.int8_kind = int8_kind;
-    bound.int8_lo = int8_lo;
-    bound.int8_hi = int8_hi;
+    bound.int8 = Format{int8_kind, int8_lo, int8_hi, at::kChar};
+    for (auto &list : bound.formats) list.clear();
     bound.int8_code = int8_code;
     bound.qint8_code = qint8_code;
     bound.grouped_max_h = grouped_max_h;
     bound.grouped_h_align = grouped_h_align;
     bound.bytes_per_thread = bytes_per_thread;
+}
+
+/* Adds the format `code` names to list `list` (enum FormatList): enum qg_out_kind `kind`, its
+ * range, and c10::ScalarType `storage`. After qg_dispatch_bind, which empties the lists. */
+void qg_dispatch_bind_format(int32_t list, int64_t code, int32_t kind, double lo, double hi, int32_t storage) {
+    bound.formats[list].emplace_back(code, Format{kind, lo, hi, static_cast<at::ScalarType>(storage)});
 }
 
 void qg_dispatch_single_threaded(void) { bound.single_threaded = true; }

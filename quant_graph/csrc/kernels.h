@@ -14,7 +14,9 @@ extern "C" {
 #endif
 
 enum qg_in_dtype { QG_F16 = 0, QG_BF16 = 1, QG_F32 = 2, QG_I32 = 3 };
-enum qg_out_kind { QG_OUT_INT8 = 0, QG_OUT_INT4 = 1, QG_OUT_UINT8 = 2, QG_OUT_INT32 = 3 };
+enum qg_out_kind {
+    QG_OUT_INT8 = 0, QG_OUT_INT4 = 1, QG_OUT_UINT8 = 2, QG_OUT_INT32 = 3, QG_OUT_FLOAT8_E4M3FN = 4, QG_OUT_FLOAT8_E5M2 = 5
+};
 
 /* What a kernel returns: QG_OUT_OF_MEMORY when its scratch memory could not be allocated,
  * before it has written anything (native.py raises MemoryError; dispatch.cpp hands such a

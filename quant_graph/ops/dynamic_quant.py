@@ -23,7 +23,7 @@ from torch.fx.experimental.symbolic_shapes import sym_and
 
 from .. import native
 from .._checks import check_devices
-from .._dtypes import HIFLOAT8, INT4, DtypeArg, QuantDtype, quant_dtype, resolve_code
+from .._dtypes import HIFLOAT8, INT4, TORCH_NPU_CODES, DtypeArg, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
 from .._registry import define
@@ -46,6 +46,10 @@ ASYMMETRIC = define("npu_dynamic_quant_asymmetric", f"{_ARGS} -> (Tensor, Tensor
                     ge_types=("DynamicQuantV2",), module=__name__)
 SYMMETRIC = define("npu_dynamic_quant", f"{_ARGS} -> (Tensor, Tensor)", ge_types=("DynamicQuant", "DynamicQuantV2"),
                    module=__name__)
+# the dst_type codes naming a format of DST_TYPES: the rule as csrc/dispatch.cpp's fast path takes it
+DST_CODES = tuple(code for code, named in TORCH_NPU_CODES.items() if named in DST_TYPES)
+ASYMMETRIC.rule_values.update(DST_CODES=DST_CODES)
+SYMMETRIC.rule_values.update(DST_CODES=DST_CODES)
 
 
 def _the_input(op: str, input, x) -> torch.Tensor:
@@ -350,7 +354,7 @@ def _portable_per_channel(job: _Job) -> None:
 
 def _native(job: _Job) -> None:
     if job.qd.c_kind is None or job.x2d.numel() == 0:
-        # no C writer for this format (float8); an empty x (no rows, no width, or perchannel
+        # no C writer for this format (HiF8); an empty x (no rows, no width, or perchannel
         # slices of no rows) has only its statistics to write, and an empty y's data pointer
         # may be NULL, which the C kernel's memset of a zero-scale row must never get
         _portable(job)

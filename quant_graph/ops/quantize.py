@@ -40,6 +40,7 @@ DIV_ZERO_POINT_DTYPES = (torch.int8, torch.uint8, torch.int32, torch.bfloat16)
 
 OP = define("npu_quantize", "(Tensor self, Tensor scales, Tensor? zero_points, int dtype, int axis=1, "
             "bool div_mode=True) -> Tensor", ge_types=("Quantize", "AscendQuantV2"), module=__name__)
+OP.rule_values.update(DIV_CODES=DIV_CODES, MUL_CODES=MUL_CODES)
 
 
 @OP.public_function
