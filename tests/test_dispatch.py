@@ -181,8 +181,8 @@ def _uncommon_calls():
         }
     quantize, group_quant = torch.ops.npu.npu_quantize, torch.ops.npu.npu_group_quant
     return calls | {
-        "npu_quantize div_mode=True with zero points": lambda: quantize(x, scales.float(), torch.ones(64, dtype=torch.int32),
-                                                                        12, -1, True),
+        "npu_quantize div_mode=True with zero points": lambda: quantize(
+            x, scales.float(), torch.ones(64, dtype=torch.int32), 12, -1, True),
         "npu_quantize div_mode=True along dim 0": lambda: quantize(x, _positive(16), None, 12, 0, True),
         "npu_quantize axis=-2": lambda: quantize(x, _positive(16, torch.float16), None, 12, -2, False),
         "npu_quantize int4": lambda: quantize(x, scales, None, 16, -1, False),
