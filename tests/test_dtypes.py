@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from quant_graph import native
-from quant_graph._dtypes import BY_NAME, BY_TORCH_DTYPE, INT4, INT8, TORCH_NPU_CODES, quant_dtype, resolve_code, torch_npu_code
+from quant_graph._dtypes import (
+    BY_NAME,
+    BY_TORCH_DTYPE,
+    INT4,
+    INT8,
+    TORCH_NPU_CODES,
+    quant_dtype,
+    resolve_code,
+    torch_npu_code,
+)
 
 
 @pytest.mark.parametrize("code,expected", [(1, torch.int8), (12, torch.qint8), (13, torch.quint8), (14, torch.qint32),
