@@ -81,5 +81,6 @@ def test_c_kinds_are_the_enum_in_kernels_h():
     header = (Path(native.__file__).parent / "csrc" / "kernels.h").read_text()
     body = re.search(r"enum qg_out_kind \{([^}]*)\}", header).group(1)
     enum = {name: int(value) for name, value in re.findall(r"QG_OUT_(\w+) = (\d+)", body)}
-    formats = {qd.name.upper(): qd.c_kind for qd in {*BY_TORCH_DTYPE.values(), *BY_NAME.values()} if qd.c_kind is not None}
+    rows = {*BY_TORCH_DTYPE.values(), *BY_NAME.values()}
+    formats = {qd.name.upper(): qd.c_kind for qd in rows if qd.c_kind is not None}
     assert formats == enum
