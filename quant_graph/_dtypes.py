@@ -100,16 +100,21 @@ def resolve_code(op: str, arg: str, value: int | torch.dtype | None) -> torch.dt
     return TORCH_NPU_CODES[value]
 
 
+# each torch dtype's code: the first listed (reversed, so it is written last), torch's own
+# ScalarType number rather than torch_npu's 291/292 aliases
+_CODE_OF_DTYPE: dict[torch.dtype, int] = {
+    named: code for code, named in reversed(TORCH_NPU_CODES.items()) if isinstance(named, torch.dtype)}
+
+
 def torch_npu_code(op: str, arg: str, value: int | torch.dtype) -> int:
     """A dtype argument as the int code that torch_npu's ``int dtype`` schemas take: a torch
     dtype becomes torch's own ScalarType number (never torch_npu's 291/292 float8 aliases). An
     int passes through as it is: the op resolves it (resolve_code) and names a bad one."""
     if isinstance(value, torch.dtype):
-        for code, named in TORCH_NPU_CODES.items():
-            if named is value:
-                return code
-        known = dict.fromkeys(str(d) for d in TORCH_NPU_CODES.values() if isinstance(d, torch.dtype))
-        raise ValueError(f"{op}: {arg} {value} has no torch_npu dtype code; known: {', '.join(known)}")
+        if value in _CODE_OF_DTYPE:
+            return _CODE_OF_DTYPE[value]
+        known = ", ".join(str(d) for d in sorted(_CODE_OF_DTYPE, key=_CODE_OF_DTYPE.get))
+        raise ValueError(f"{op}: {arg} {value} has no torch_npu dtype code; known: {known}")
     if value is None:
         raise TypeError(f"{op}: {arg} is required: a torch.dtype or one of torch_npu's dtype codes; got None")
     return value
