@@ -1,11 +1,15 @@
+import ctypes
+import math
+
 import pytest
 import torch
 from helpers import assert_identical, assert_same_metadata, call_on_fakes, compile_once_across_tokens, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import EXP_OF_PATH, dequant_swiglu_quant_reference
+from reference import EXP_OF_PATH, dequant_swiglu_quant_reference, kernel_expf
 
 import quant_graph as qg
+from quant_graph import native
 
 
 def make_case(tokens, hidden, *, groups=None, dtype=torch.int32, bias=False, quant_offset=False, static=False,
@@ -148,3 +152,23 @@ def test_compiled_equals_eager_and_compiles_once(case):
         return (x, kwargs), [(x, 0), (kwargs["activation_scale"], 0)]
 
     assert compile_once_across_tokens(fn, make_args) == 1
+
+
+def test_the_kernels_exp_is_its_formula_and_within_one_ulp():
+    """qg_expf, the exp inside every native SwiGLU row, against kernel_expf bit for bit over its
+    edges (the clamps at -110 and 90, the infinities, NaN, -0.0, subnormal results) and a dense
+    sweep; and against float64's exp within 1 ulp where the result is normal."""
+    lib = native.library()
+    assert lib is not None, native.status()
+    lib.qg_expf_row.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    edges = [float("nan"), float("inf"), float("-inf"), -0.0, 0.0, -110.0, -109.99, -110.01, 90.0, 89.99, 90.01,
+             88.72, 88.73, -87.33, -87.34, -103.97, -104.0, 1e-30, -1e-30, 3.4e38, -3.4e38, 0.5 * math.log(2)]
+    x = torch.cat([torch.tensor(edges), torch.linspace(-120.0, 100.0, 200_001),
+                   torch.randn(10_000, generator=torch.Generator().manual_seed(0)) * 30]).float()
+    y = torch.empty_like(x)
+    lib.qg_expf_row(y.data_ptr(), x.data_ptr(), x.numel())
+    assert torch.equal(y.view(torch.int32), kernel_expf(x).view(torch.int32))
+    normal = (x > -87.3) & (x < 88.7)
+    exact = torch.exp(x[normal].double())
+    ulp = (exact.float().nextafter(torch.tensor(float("inf"))) - exact.float()).double()
+    assert ((y[normal].double() - exact).abs() <= ulp).all()

@@ -692,9 +692,12 @@ int qg_affine_quant(const qg_affine_quant_args *a) {
 #define QG_LN2_HI 0.693359375f
 #define QG_LN2_LO -2.12194440e-4f
 static inline float qg_expf(float x) {
-    float c = x != x ? 0.0f : x; /* NaN takes the select at the end; keeps the int cast defined */
-    c = c < -110.0f ? -110.0f : c; /* below, the result rounds to 0; above 90, to inf */
-    c = c > 90.0f ? 90.0f : c;
+    /* below -110 the result rounds to 0, above 90 to inf. A NaN becomes -110, which keeps the
+     * int cast defined, and takes the select at the end. Written as x86's max and min read
+     * (a > b ? a : b), each bound is one instruction; with the NaN test first GCC made the
+     * three selects 19 (the swish loop 8% slower). */
+    float c = x > -110.0f ? x : -110.0f;
+    c = c < 90.0f ? c : 90.0f;
     const float n = rintf(c * 1.44269504088896341f);
     float r = c - n * QG_LN2_HI;
     r = r - n * QG_LN2_LO;
@@ -712,6 +715,11 @@ static inline float qg_expf(float x) {
     memcpy(&s2, &b2, sizeof s2);
     const float e = p * s1 * s2;
     return x != x ? x : e;
+}
+
+void qg_expf_row(float *dst, const float *src, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dst[i] = qg_expf(src[i]);
 }
 
 static inline float silu(float v) { return v / (1.0f + qg_expf(-v)); }
@@ -770,20 +778,19 @@ int qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a) {
             }
             g = group_of_row(group_ends, groups, r, g);
             const char *x_row = (const char *)x + r * x_stride;
-            if (bias) {
-                const int32_t *xi = (const int32_t *)x_row;
-                for (int64_t i = 0; i < cols; i++) buf[i] = (float)((int64_t)xi[i] + bias[i]);
+            const float *ws = weight_scale ? weight_scale + g * weight_stride : NULL;
+            const float as = activation_scale ? activation_scale[r] : 1.0f; /* times 1: the same bits */
+            const int32_t *xi = (const int32_t *)x_row;
+            if (x_dtype == QG_I32 && ws && !bias) {
+                /* the common case: the dequant in the pass that widens x (6% of the kernel) */
+                for (int64_t i = 0; i < cols; i++) buf[i] = (float)xi[i] * ws[i] * as;
             } else {
-                load_row(buf, x_row, x_dtype, cols);
-            }
-            if (weight_scale) {
-                const float *ws = weight_scale + g * weight_stride;
-                if (activation_scale) {
-                    const float as = activation_scale[r];
+                if (bias)
+                    for (int64_t i = 0; i < cols; i++) buf[i] = (float)((int64_t)xi[i] + bias[i]);
+                else
+                    load_row(buf, x_row, x_dtype, cols);
+                if (ws)
                     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * ws[i] * as;
-                } else {
-                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * ws[i];
-                }
             }
             if (float_bias)
                 for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] + float_bias[i];

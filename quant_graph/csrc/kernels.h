@@ -53,6 +53,9 @@ int qg_abi_layout(char *buf, int size);
 /* dst[i] = src[i] widened to float32, src of enum qg_in_dtype `dtype`: the kernels' own row
  * loader, for callers that hand them float32 parameters. */
 void qg_widen(float *dst, const void *src, int32_t dtype, int64_t n);
+/* dst[i] = exp(src[i]) as the SwiGLU kernels compute it: lets the tests hold that function to
+ * its torch formula (tests/reference.py's kernel_expf) bit for bit, edges included. */
+void qg_expf_row(float *dst, const float *src, int64_t n);
 int qg_dynamic_quant(const qg_dynamic_quant_args *a);
 int qg_affine_quant(const qg_affine_quant_args *a);
 int qg_dequant_swiglu_quant(const qg_dequant_swiglu_quant_args *a);
