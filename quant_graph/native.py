@@ -168,7 +168,8 @@ def _affine_quant_extents(a: dict) -> dict[str, int]:
         scale = zero = min(rows, a["period"])
     else:
         scale, zero = (groups if a["group_ends"] is not None else 1) * cols, cols
-    return {"x": rows * cols * _IN_BYTES[a["x_dtype"]], "scale": 4 * scale, "zero": 4 * zero,
+    param = _IN_BYTES[a["param_dtype"]]
+    return {"x": rows * cols * _IN_BYTES[a["x_dtype"]], "scale": param * scale, "zero": param * zero,
             "group_ends": 8 * groups, "y": rows * _row_bytes(a["out_kind"], cols)}
 
 
@@ -195,7 +196,7 @@ DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
     units=lambda a: a["cols"] if a["per_channel"] else a["rows"])  # per channel: the columns
 AFFINE_QUANT = Kernel("qg_affine_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
-    ("scale", "const float *", _F32), ("zero", "const float *", _F32), ("per_row", "int32_t"),
+    ("scale", "const void *", _IN), ("zero", "const void *", _IN), ("param_dtype", "int32_t"), ("per_row", "int32_t"),
     ("period", "int64_t"), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), *_FORMAT,
     ("y", "void *", _QUANT_OUT), ("threads", "int32_t")], _affine_quant_extents)
 DEQUANT_SWIGLU_QUANT = Kernel("qg_dequant_swiglu_quant", [
@@ -469,6 +470,7 @@ def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
         _numerics.affine_quant(x2d, scale, zero, per_row=per_row, period=period, ends=ends, qd=qd, out=out)
         return
     rows, cols = x2d.shape
-    AFFINE_QUANT(x=x2d, x_dtype=IN_DTYPE[x2d.dtype], rows=rows, cols=cols, scale=scale, zero=zero, per_row=per_row,
+    AFFINE_QUANT(x=x2d, x_dtype=IN_DTYPE[x2d.dtype], rows=rows, cols=cols, scale=scale, zero=zero,
+                 param_dtype=IN_DTYPE[scale.dtype], per_row=per_row,
                  period=period, group_ends=ends, groups=0 if ends is None else ends.numel(), **format_args(qd),
                  y=out)

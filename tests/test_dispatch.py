@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from helpers import assert_identical
+from helpers import assert_identical, portable_path
 from hypothesis import given
 from hypothesis import strategies as st
 from samples import OPS
@@ -263,14 +263,18 @@ def test_status_says_why_the_dispatcher_kernels_are_off_and_results_stay_the_sam
     assert result == f"False {qg.npu_dynamic_quant(x)[0].sum().item()}"
 
 
-@given(rows=st.integers(1, 30), cols=st.integers(1, 200), dtype=st.sampled_from([torch.float16, torch.bfloat16,
-                                                                                  torch.float32]),
-       one_scale=st.booleans(), zero=st.booleans(), div_mode=st.booleans(), code_index=st.integers(0, 7),
-       specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIALS)), max_size=4),
-       seed=st.integers(0, 2**16))
-def test_quantize_fast_path_matches_the_python_kernel(rows, cols, dtype, one_scale, zero, div_mode, code_index,
-                                                      specials, seed):
-    """Both modes, every format the fast path writes (int8, uint8, int32, float8 by either code)."""
+FLOATS = [torch.float16, torch.bfloat16, torch.float32]
+
+
+# cols up to 1200: the kernel widens float16/bfloat16 parameters in blocks of 512, tails included
+@given(rows=st.integers(1, 30), cols=st.integers(1, 1200), dtype=st.sampled_from(FLOATS),
+       param_dtype=st.sampled_from(FLOATS), one_scale=st.booleans(), zero=st.booleans(), div_mode=st.booleans(),
+       code_index=st.integers(0, 7), specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIALS)),
+                                                       max_size=4), seed=st.integers(0, 2**16))
+def test_quantize_fast_path_matches_the_python_kernel(rows, cols, dtype, param_dtype, one_scale, zero, div_mode,
+                                                      code_index, specials, seed):
+    """Both modes, every format the fast path writes (int8, uint8, int32, float8 by either code);
+    div_mode=False with parameters of the input's dtype, or of any float dtype for a float32 input."""
     x = _x((rows, cols), dtype, seed) * 10
     for at, value in specials:
         x.view(-1)[at % x.numel()] = value
@@ -281,15 +285,19 @@ def test_quantize_fast_path_matches_the_python_kernel(rows, cols, dtype, one_sca
         zero_points = None
     else:
         code = (1, 12, 23, 24, 291, 292, 1, 12)[code_index]
-        scales = _positive(1 if one_scale else cols, dtype, seed + 1) * 3
-        zero_points = _x(scales.shape, dtype, seed + 2) if zero else None
+        params = param_dtype if dtype == torch.float32 else dtype
+        scales = _positive(1 if one_scale else cols, params, seed + 1) * 3
+        zero_points = _x(scales.shape, params, seed + 2) if zero else None
     got = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, div_mode)
     with native.without_dispatch():
         want = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, div_mode)
+    with portable_path():  # no C kernel at all: the fast path's kernel is held to torch's code too
+        portable = torch.ops.npu.npu_quantize(x, scales, zero_points, code, -1, div_mode)
     assert_identical(got, want)
+    assert_identical(got, portable)
 
 
-@given(rows=st.integers(1, 30), cols=st.integers(1, 200), groups=st.integers(1, 6),
+@given(rows=st.integers(1, 30), cols=st.integers(1, 1200), groups=st.integers(1, 6),
        dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32]), offset=st.booleans(),
        ends_dtype=st.sampled_from([torch.int32, torch.int64]), seed=st.integers(0, 2**16))
 def test_group_quant_fast_path_matches_the_python_kernel(rows, cols, groups, dtype, offset, ends_dtype, seed):
@@ -302,7 +310,10 @@ def test_group_quant_fast_path_matches_the_python_kernel(rows, cols, groups, dty
     got = qg.npu_group_quant(x, scale, ends.to(ends_dtype), **kwargs)
     with native.without_dispatch():
         want = qg.npu_group_quant(x, scale, ends.to(ends_dtype), **kwargs)
+    with portable_path():
+        portable = qg.npu_group_quant(x, scale, ends.to(ends_dtype), **kwargs)
     assert_identical(got, want)
+    assert_identical(got, portable)
 
 
 @given(tokens=st.integers(1, 20), h=st.sampled_from([64, 128]), groups=st.integers(0, 4),

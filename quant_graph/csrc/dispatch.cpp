@@ -122,6 +122,13 @@ Tensor float32_row(const Tensor &t, int64_t cols) {
     return row;
 }
 
+/* A float parameter tensor of `cols` elements, or of one meaning all, as a [cols] row for
+ * qg_affine_quant: the tensor itself (contiguous, in its dtype, which the kernel widens) or
+ * float32_row's fill. */
+Tensor param_row(const Tensor &t, int64_t cols) {
+    return t.numel() == cols ? t.contiguous().reshape({cols}) : float32_row(t, cols);
+}
+
 /* An int32 or int64 group_index (row ends or row counts) as a contiguous int64 tensor. */
 Tensor int64_contiguous(const Tensor &group_index) {
     if (group_index.scalar_type() == at::kLong) return group_index.contiguous();
@@ -221,8 +228,11 @@ bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &sca
     a.x_dtype = in_dtype(x.scalar_type());
     a.rows = rows;
     a.cols = cols;
-    a.scale = scale.const_data_ptr<float>();
-    a.zero = zero.defined() ? zero.const_data_ptr<float>() : nullptr;
+    // one parameter dtype for both tables (the kernel widens float16/bfloat16 ones itself)
+    TORCH_INTERNAL_ASSERT(!zero.defined() || zero.scalar_type() == scale.scalar_type());
+    a.scale = scale.const_data_ptr();
+    a.zero = zero.defined() ? zero.const_data_ptr() : nullptr;
+    a.param_dtype = in_dtype(scale.scalar_type());
     a.period = 1;
     a.group_ends = ends.defined() ? ends.const_data_ptr<int64_t>() : nullptr;
     a.groups = ends.defined() ? ends.numel() : 0;
@@ -499,9 +509,11 @@ struct Kernels {
                                    : nullptr;
         if (format) {
             const int64_t cols = input.size(-1);
-            // div_mode=True multiplies by the float32 reciprocal, as the Python kernel does
-            const Tensor scale = div_mode ? float32_reciprocal_row(scales, cols) : float32_row(scales, cols);
-            const Tensor zero = zero_points.has_value() ? float32_row(*zero_points, cols) : Tensor();
+            // div_mode=True multiplies by the float32 reciprocal, as the Python kernel does;
+            // div_mode=False passes [cols] parameters as they are (zero_points share scales' dtype
+            // and shape), 1-element ones as float32 rows
+            const Tensor scale = div_mode ? float32_reciprocal_row(scales, cols) : param_row(scales, cols);
+            const Tensor zero = zero_points.has_value() ? param_row(*zero_points, cols) : Tensor();
             Tensor y;
             if (affine_quant(input, input.numel() / cols, cols, scale, zero, Tensor(), *format, y)) return y;
         }

@@ -631,9 +631,22 @@ int qg_dynamic_quant(const qg_dynamic_quant_args *a) {
     return QG_OK;
 }
 
+/* n parameters of enum qg_in_dtype `dtype` as float32: the table itself when it is float32,
+ * else widened into *owned (malloc'd; the caller frees it). NULL stays NULL; NULL with *owned
+ * set means out of memory. */
+static const float *float32_params(const void *table, int dtype, int64_t n, float **owned) {
+    *owned = NULL;
+    if (!table || dtype == QG_F32) return (const float *)table;
+    *owned = (float *)malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (*owned) load_row(*owned, table, dtype, n);
+    return *owned;
+}
+
 /*
  * Affine quantization, y = saturate(x * scale + zero), with per-column or per-row
- * parameters (Quantize, AscendQuantV2, GroupQuant). x: [rows, cols] contiguous.
+ * parameters (Quantize, AscendQuantV2, GroupQuant). x: [rows, cols] contiguous. scale, and
+ * zero unless NULL, are tables of param_dtype: float32, or float16/bfloat16, widened here
+ * once (a caller widening them into new tensors spent 2 us per table on a one-token call).
  *   per_row = 0: parameters vary along cols: scale row g (g from group_ends, else 0) of a
  *                [groups, cols] table, zero NULL or [cols].
  *   per_row = 1: one scale/zero per row, index r % period.
@@ -641,16 +654,24 @@ int qg_dynamic_quant(const qg_dynamic_quant_args *a) {
 int qg_affine_quant(const qg_affine_quant_args *a) {
     const int x_dtype = a->x_dtype, per_row = a->per_row, threads = a->threads;
     const int64_t rows = a->rows, cols = a->cols, period = a->period, groups = a->groups;
-    const float *scale = a->scale, *zero = a->zero;
     const int64_t *group_ends = a->group_ends;
+    const int64_t scale_n = per_row ? (rows < period ? rows : period) : (group_ends ? groups : 1) * cols,
+                  zero_n = per_row ? scale_n : cols;
+    float *owned_scale, *owned_zero;
+    const float *scale = float32_params(a->scale, a->param_dtype, scale_n, &owned_scale),
+                *zero = float32_params(a->zero, a->param_dtype, zero_n, &owned_zero);
     const qg_format fmt = {a->out_kind, a->out_lo, a->out_hi};
     const char *xb = (const char *)a->x;
     char *yb = (char *)a->y;
     const int64_t x_stride = cols * in_elem_bytes(x_dtype);
     const int64_t y_stride = out_row_bytes(fmt.kind, cols);
+    float *scratch = !scale || (a->zero && !zero) ? NULL : thread_scratch(threads, cols);
+    if (!scratch) {
+        free(owned_scale);
+        free(owned_zero);
+        return QG_OUT_OF_MEMORY;
+    }
     prefer_huge_pages(yb, rows * y_stride);
-    float *scratch = thread_scratch(threads, cols);
-    if (!scratch) return QG_OUT_OF_MEMORY;
 #pragma omp parallel num_threads(threads)
     {
         float *buf = this_threads_scratch(scratch, cols);
@@ -675,6 +696,8 @@ int qg_affine_quant(const qg_affine_quant_args *a) {
         }
     }
     free(scratch);
+    free(owned_scale);
+    free(owned_zero);
     return QG_OK;
 }
 
