@@ -98,6 +98,13 @@ class QuantOp:
 OPS: dict[str, QuantOp] = {}
 
 
+def given_arguments(**arguments) -> dict:
+    """The keyword arguments that are not None, the ones a public wrapper passes on to its op:
+    at decode size each keyword costs the dispatcher's argument parser about 0.4 us, a tenth of
+    the C++ kernel's whole call."""
+    return {name: value for name, value in arguments.items() if value is not None}
+
+
 def define(name: str, schema: str, *, ge_types: tuple[str, ...], module: str) -> QuantOp:
     """Define ``quant_graph::<name><schema>`` and its npu kernel; ``module`` is the op
     module's ``__name__``."""

@@ -632,8 +632,8 @@ int qg_dynamic_quant(const qg_dynamic_quant_args *a) {
 }
 
 /* n parameters of enum qg_in_dtype `dtype` as float32: the table itself when it is float32,
- * else widened into *owned (malloc'd; the caller frees it). NULL stays NULL; NULL with *owned
- * set means out of memory. */
+ * else widened into *owned (malloc'd; the caller frees it, NULL otherwise). A NULL table stays
+ * NULL; NULL for any other table means out of memory. */
 static const float *float32_params(const void *table, int dtype, int64_t n, float **owned) {
     *owned = NULL;
     if (!table || dtype == QG_F32) return (const float *)table;

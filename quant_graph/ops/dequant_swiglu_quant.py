@@ -43,7 +43,7 @@ from .._checks import check_devices
 from .._dtypes import INT8, TORCH_NPU_CODES, DtypeArg, resolve_code
 from .._group_index import ends_from_counts, row_groups
 from .._numerics import dynamic_params, dynamically_scaled, quantized, row_chunks, row_max_min
-from .._registry import define
+from .._registry import define, given_arguments
 
 NAME = "npu_dequant_swiglu_quant"
 X_DTYPES = (torch.int32, torch.float16, torch.bfloat16)
@@ -119,17 +119,15 @@ def npu_dequant_swiglu_quant(x: Tensor, *, weight_scale: Tensor | None = None, a
     """
     if isinstance(dst_type, torch.dtype):
         dst_type = _CODE_OF.get(dst_type, dst_type)
-    # Only the arguments given are passed on: at decode size each keyword costs the
-    # dispatcher's argument parser about 0.4 us, and the op's C++ kernel takes 5 us in all.
+    # Only the arguments given are passed on (given_arguments says why).
     # The float defaults are None, not keyword defaults, for the same reason and for Dynamo
     # (dynamic=True), which traces a float keyword default as a symbolic float; reaching a
     # custom op's float argument that makes it trace again with the value fixed, compiling
     # every graph holding the op twice. __signature__ below shows the real defaults.
-    given = {"weight_scale": weight_scale, "activation_scale": activation_scale, "bias": bias,
-             "quant_scale": quant_scale, "quant_offset": quant_offset, "group_index": group_index,
-             "dst_type": dst_type, "round_mode": round_mode, "activate_dim": activate_dim,
-             "clamp_limit": clamp_limit, "glu_alpha": glu_alpha, "glu_bias": glu_bias}
-    kwargs = {name: value for name, value in given.items() if value is not None}
+    kwargs = given_arguments(weight_scale=weight_scale, activation_scale=activation_scale, bias=bias,
+                             quant_scale=quant_scale, quant_offset=quant_offset, group_index=group_index,
+                             dst_type=dst_type, round_mode=round_mode, activate_dim=activate_dim,
+                             clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias)
     for name, value, default in (("activate_left", activate_left, False), ("quant_mode", quant_mode, 0),
                                  ("swiglu_mode", swiglu_mode, 0)):
         if type(value) is not type(default) or value != default:  # a wrong type still meets the parser

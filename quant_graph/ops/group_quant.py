@@ -15,7 +15,7 @@ from .. import _numerics, native
 from .._checks import check_devices
 from .._dtypes import INT4, DtypeArg, QuantDtype, quant_dtype, resolve_code
 from .._group_index import check_ends
-from .._registry import define
+from .._registry import define, given_arguments
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DST_DTYPES = (torch.int8, torch.qint8, torch.quint4x2)
@@ -44,9 +44,8 @@ def npu_group_quant(x: Tensor, scale: Tensor, group_index: Tensor, *, offset: Te
     dst = resolve_code("npu_group_quant", "dst_dtype", dst_dtype)
     if isinstance(dst, str):
         raise ValueError(_dst_dtype_error(f"{dst_dtype} ({dst})"))
-    # keywords only where given: each costs the dispatcher's argument parser about 1 us at decode size
-    kwargs = {key: value for key, value in (("offset", offset), ("dst_dtype", dst)) if value is not None}
-    return torch.ops.quant_graph.npu_group_quant(x, scale, group_index, **kwargs)
+    return torch.ops.quant_graph.npu_group_quant(x, scale, group_index,
+                                                 **given_arguments(offset=offset, dst_dtype=dst))
 
 
 def _dst_dtype_error(seen) -> str:
