@@ -59,12 +59,13 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
     return word
 
 
-def row_max_min(xf: torch.Tensor):
-    """Per-row max and min, NaN propagating; an empty row counts as zeros."""
-    if xf.shape[-1] == 0:
-        zeros = xf.new_zeros(xf.shape[:-1])
+def row_max_min(xf: torch.Tensor, dim: int = -1):
+    """Max and min along ``dim`` (per row; per column with dim=-2), NaN propagating; an
+    empty row counts as zeros."""
+    if xf.shape[dim] == 0:
+        zeros = xf.new_zeros(xf.shape[:dim % xf.dim()] + xf.shape[dim % xf.dim() + 1:])
         return zeros, zeros
-    row_min, row_max = torch.aminmax(xf, dim=-1)
+    row_min, row_max = torch.aminmax(xf, dim=dim)
     return row_max, row_min
 
 
@@ -78,12 +79,14 @@ def dynamic_params(row_max, row_min, *, symmetric: bool, qd: QuantDtype):
     return scale, qd.hi - row_max / scale
 
 
-def dynamically_scaled(xf: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
-    """``x / scale (+ offset)`` per row, before rounding; rows whose scale is 0 give 0."""
-    v = xf / scale.unsqueeze(-1)
+def dynamically_scaled(xf: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None = None,
+                       dim: int = -1) -> torch.Tensor:
+    """``x / scale (+ offset)`` before rounding, one scale per slice along ``dim`` (per row;
+    per column with dim=-2); slices whose scale is 0 give 0."""
+    v = xf / scale.unsqueeze(dim)
     if offset is not None:
-        v = v + offset.unsqueeze(-1)
-    return v.masked_fill_((scale == 0).unsqueeze(-1), 0.0)
+        v = v + offset.unsqueeze(dim)
+    return v.masked_fill_((scale == 0).unsqueeze(dim), 0.0)
 
 
 def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):

@@ -5,18 +5,20 @@
 
 * on an Ascend host (torch_npu and TorchAir import, an NPU is present): TorchAir's backend
   with quant_graph's converters, so each quant op runs as its fused GE kernel;
-* elsewhere: inductor. Each quant op call whose mode has a decomposition (the dynamic
-  quant ops, int8 and int4, per token and per tensor, with or without smooth_scales; see
-  ``decompose_quant_ops``) becomes a size switch: up to ``FUSED_UP_TO_ELEMENTS`` input
-  elements its formula in torch ops, bit for bit the eager kernel's, which inductor fuses
-  into its own loops (faster there than the call into the kernel: 0.48x its time at H=7168,
-  one token); past it the call into the eager kernel, whose one pass is faster at large
-  sizes. One dynamic graph serves every size. int4's packed output cannot share its layout
-  with the kernel's in torch.cond, so int4 takes the formula at every size. The other
-  calls (group_index, perchannel, float8, hifloat8, and the other ops) stay calls into
-  quant_graph's eager kernels. With ``dump_dir`` the GE graph the model would run on the
-  NPU, with the fused ops, is built offline from the graph before that rewrite and dumped
-  alongside.
+* elsewhere: inductor. Each quant op call whose mode has a decomposition (see
+  ``decompose_quant_ops``: the dynamic quant ops into int8 and int4, per token, per tensor
+  and per channel, with or without smooth_scales; npu_quantize in every mode but hifloat8)
+  becomes a size switch: up to ``FUSED_UP_TO_ELEMENTS`` input elements its formula in
+  torch ops, bit for bit the eager kernel's, which inductor fuses into its own loops
+  (faster there than the call into the kernel: 0.48x its time at H=7168, one token); past
+  it the call into the eager kernel, whose one pass is faster at large sizes. One dynamic
+  graph serves every token count (the switch runs in the graph; in the one-token graph
+  Dynamo specialises, it is decided at compile time). int4's packed output cannot share its
+  layout with the kernel's in torch.cond, so int4 takes the formula at every size. The
+  other calls (group_index, float8 and hifloat8 dynamic quant, group quant and
+  dequant_swiglu_quant) stay calls into quant_graph's eager kernels. With ``dump_dir`` the
+  GE graph the model would run on the NPU, with the fused ops, is built offline from the
+  graph before that rewrite and dumped alongside.
 """
 
 from __future__ import annotations
@@ -108,22 +110,32 @@ def decompose_quant_ops(gm: torch.fx.GraphModule) -> int:
     replaced = 0
     for node in list(gm.graph.nodes):
         op = decomposable.get(node.target) if node.op == "call_function" else None
+        if op is None:
+            continue
+        single = isinstance(node.meta["example_value"], torch.Tensor)
         # Dynamo takes a tuple result apart with getitem; any other use keeps the call
-        if op is None or any(user.target is not operator.getitem for user in node.users):
+        if not single and any(user.target is not operator.getitem for user in node.users):
             continue
         traced = _traced_decomposition(op, node)
         if traced is None:
             continue
         fused, kernel_call, tensor_args = traced
-        numel = tensor_args[0].meta["example_value"].numel()
+        example = tensor_args[0].meta["example_value"]
         switchable = _same_output_layouts(fused, kernel_call)
-        if switchable and isinstance(numel, int) and numel > FUSED_UP_TO_ELEMENTS:
-            continue  # a static size past the switch: the kernel call stays
+        # The switch runs in the graph where the token count is symbolic. Where Dynamo
+        # specialised it (one token, whose graph is always its own) it is decided here, the
+        # hidden size guarded if symbolic: a model never changes it, and torch.cond's branch
+        # calls would cost 5 us of inductor's 55 at [1, 7168].
+        at_run_time = switchable and not all(isinstance(size, int) for size in example.shape[:-1])
+        if switchable and not at_run_time and not bool(example.numel() <= FUSED_UP_TO_ELEMENTS):
+            continue  # past the switch: the kernel call stays
         with gm.graph.inserting_before(node):
-            if switchable and isinstance(numel, torch.SymInt):
+            if at_run_time:
                 results = _size_switch(gm, node, fused, kernel_call, tensor_args)
             else:
                 results = _inlined(gm, fused, tensor_args)
+        if single:
+            node.replace_all_uses_with(results[0])
         for user in list(node.users):
             user.replace_all_uses_with(results[user.args[1]])
             gm.graph.erase_node(user)
@@ -214,8 +226,8 @@ def _dense_strides(shape) -> tuple:
 def _traced_decomposition(op, node: torch.fx.Node):
     """``(fused, kernel_call, tensor argument nodes)``: ``op``'s decomposition and the call
     itself, each traced by make_fx on the call's fake arguments (symbolic shapes included)
-    into a GraphModule whose placeholders stand for those nodes in order; None where the
-    decomposition returns NotImplemented."""
+    into a GraphModule whose placeholders stand for those nodes in order and which returns
+    the op's outputs as a tuple; None where the decomposition returns NotImplemented."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     flat, spec = pytree.tree_flatten((node.args, node.kwargs))
@@ -234,11 +246,15 @@ def _traced_decomposition(op, node: torch.fx.Node):
         result = op.decomposition(*args, **kwargs)
         if result is NotImplemented:
             raise _KeepsKernelCall
-        return result
+        return as_tuple(result)
 
     def kernel_call(*tensors):
         args, kwargs = call_arguments(tensors)
-        return tuple(node.target(*args, **kwargs))
+        return as_tuple(node.target(*args, **kwargs))
+
+    def as_tuple(result):
+        """torch.cond's branches return tuples: single-tensor ops' too."""
+        return (result,) if isinstance(result, torch.Tensor) else tuple(result)
 
     fakes = [flat[i].meta["example_value"] for i in tensor_at]
     if not all(isinstance(fake, torch.Tensor) for fake in fakes):

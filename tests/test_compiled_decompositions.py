@@ -1,14 +1,15 @@
-"""The quant_graph backend's inductor path compiles the dynamic quant ops from their
-decomposition (``QuantOp.decompose``): up to the size switch the compiled graph calls no
-quant op kernel for the decomposed modes, past it the kernel; it gives eager's outputs bit
-for bit (NaN where NaN) either way, keeps the other modes as kernel calls, and leaves the GE
-graph (and the NPU path's graph) with the fused op."""
+"""The quant_graph backend's inductor path compiles the dynamic quant ops and npu_quantize
+from their decomposition (``QuantOp.decompose``): up to the size switch the compiled graph
+calls no quant op kernel for the decomposed modes, past it the kernel; it gives eager's
+outputs bit for bit (NaN where NaN) either way, keeps the other modes as kernel calls, and
+leaves the GE graph (and the NPU path's graph) with the fused op."""
 
 import sys
 
 import pytest
 import torch
 from helpers import assert_identical
+from torch._dynamo.testing import CompileCounterWithBackend
 
 import quant_graph as qg
 from quant_graph._registry import OPS, fused_ge_types
@@ -89,15 +90,20 @@ def test_one_compile_serves_every_token_count():
         assert_identical(outputs, fn(x))
 
 
-@pytest.mark.parametrize("mode", ["asym pertoken", "sym pertensor"])
+SWITCHED = {
+    "asym pertoken": lambda x, factors: qg.npu_dynamic_quant_asymmetric(x, smooth_scales=factors),
+    "sym pertensor": lambda x, factors: qg.npu_dynamic_quant(x, smooth_scales=factors, quant_mode="pertensor"),
+    # one output, not a tuple
+    "quantize": lambda x, factors: qg.npu_quantize(x, factors, None, torch.qint8, -1, False),
+}
+
+
+@pytest.mark.parametrize("mode", SWITCHED)
 def test_past_the_size_switch_the_compiled_graph_calls_the_kernel(mode):
     """One compiled graph: the fused formula up to FUSED_UP_TO_ELEMENTS input elements, the
     call into the eager kernel past it (where the kernel's one pass is faster)."""
-    op, kwargs = MODES[mode]
+    fn = SWITCHED[mode]
     smooth_scales = torch.rand(1024).half() + 0.5
-
-    def fn(x, smooth_scales):
-        return op(x, smooth_scales=smooth_scales, **kwargs)
 
     torch._dynamo.reset()
     compiled = torch.compile(fn, backend="quant_graph", dynamic=True, fullgraph=True)
@@ -108,6 +114,27 @@ def test_past_the_size_switch_the_compiled_graph_calls_the_kernel(mode):
         outputs, calls = quant_op_calls(compiled, x, smooth_scales)
         assert calls == kernel_calls, tokens
         assert_identical(outputs, fn(x, smooth_scales))
+
+
+def test_the_one_token_graph_decides_the_switch_when_it_compiles():
+    """Dynamo specialises one token: that graph holds the formula alone, no torch.cond, and
+    guards the hidden size, which only a hidden size past the switch fails (a recompile
+    that keeps the kernel call)."""
+    counter = CompileCounterWithBackend("quant_graph")
+
+    def fn(x):
+        return qg.npu_quantize(x, torch.ones(1), None, torch.qint8, -1, False)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend=counter, dynamic=True, fullgraph=True)
+    for hidden, kernel_calls, compiles in ((40, 0, 1), (96, 0, 1), (FUSED_UP_TO_ELEMENTS + 8, 1, 2)):
+        x = with_specials(torch.randn(1, hidden, generator=torch.Generator().manual_seed(hidden)) * 100)
+        compiled(x)  # any recompile before the count
+        outputs, calls = quant_op_calls(compiled, x)
+        assert (calls, counter.frame_count) == (kernel_calls, compiles), hidden
+        assert_identical(outputs, fn(x))
+    (graph, *_) = counter.graphs
+    assert not any(node.target is torch.ops.higher_order.cond for node in graph.graph.nodes)
 
 
 def test_int4_keeps_the_fused_formula_at_every_size():
@@ -122,13 +149,62 @@ def test_int4_keeps_the_fused_formula_at_every_size():
     assert_identical(outputs, fn(x))
 
 
+def test_per_channel_dynamic_quant_matches_eager_without_a_kernel_call():
+    """Statistics per column over each [M, H] slice; smooth_scales [M] scales the rows."""
+    generator = torch.Generator().manual_seed(5)
+    x = with_specials(torch.randn(3, 5, 16, generator=generator).bfloat16() * 3)
+    smooth_scales = (torch.rand(5, generator=generator) + 0.5).bfloat16()
+
+    def fn(x, smooth_scales):
+        return (qg.npu_dynamic_quant(x, quant_mode="perchannel"),
+                qg.npu_dynamic_quant_asymmetric(x, smooth_scales=smooth_scales, quant_mode="perchannel"),
+                qg.npu_dynamic_quant(x, smooth_scales=smooth_scales, dst_type=torch.quint4x2, quant_mode="perchannel"))
+
+    outputs, calls = run_compiled(fn, x, smooth_scales)
+    assert calls == 0
+    assert_identical(outputs, fn(x, smooth_scales))
+
+
+def test_quantize_modes_match_eager_without_a_kernel_call():
+    """npu_quantize's two formulas, along each kind of axis, with and without zero points,
+    into integer and float8 formats: x reaches past 448 and 57344, and holds every tie
+    between two positive float8_e4m3fn values, which a scale of 1 keeps ties."""
+    generator = torch.Generator().manual_seed(3)
+    x = with_specials(torch.randn(4, 6, 16, generator=generator) * 300)
+    e4m3 = torch.arange(0, 127, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    x.view(-1)[16:16 + 126] = (e4m3[1:] + e4m3[:-1]) / 2
+    per_column = torch.rand(16, generator=generator) + 0.25
+    per_row = torch.rand(6, generator=generator) + 0.25
+    int8_zeros = torch.randint(-9, 9, (16,), dtype=torch.int8, generator=generator)
+    uint8_zeros = torch.randint(0, 9, (6,), dtype=torch.uint8, generator=generator)
+
+    def fn(x, per_column, per_row, int8_zeros, uint8_zeros):
+        x16 = x.half()
+        return (
+            qg.npu_quantize(x, per_column, int8_zeros, torch.qint8, -1, True),
+            qg.npu_quantize(x, per_row, uint8_zeros, torch.quint8, 1, True),
+            qg.npu_quantize(x, per_column, None, torch.qint32, -1, True),
+            qg.npu_quantize(x, torch.ones(1), None, torch.float8_e4m3fn, -1, True),
+            qg.npu_quantize(x16, per_column.half(), per_column.half() * 5, torch.qint8, -1, False),
+            qg.npu_quantize(x16, per_row.half(), None, torch.qint8, -2, False),
+            qg.npu_quantize(x16, per_column.half(), None, torch.quint4x2, -1, False),
+            qg.npu_quantize(x, per_column * 100, None, torch.float8_e5m2, -1, False),
+        )
+
+    args = (x, per_column, per_row, int8_zeros, uint8_zeros)
+    outputs, calls = run_compiled(fn, *args)
+    assert calls == 0
+    assert_identical(outputs, fn(*args))
+
+
 UNDECOMPOSED = {
     "group_index": (qg.npu_dynamic_quant, lambda x: {
         "smooth_scales": torch.rand(2, x.shape[-1]).half() + 0.5,
         "group_index": torch.tensor([3, x.shape[0]], dtype=torch.int32)}),
-    "perchannel": (qg.npu_dynamic_quant, lambda x: {"quant_mode": "perchannel"}),
     "float8": (qg.npu_dynamic_quant_asymmetric, lambda x: {"dst_type": torch.float8_e4m3fn}),
     "hifloat8": (qg.npu_dynamic_quant, lambda x: {"dst_type": 290, "dst_type_max": 15.0}),
+    "quantize hifloat8": (lambda x, **kwargs: qg.npu_quantize(x, torch.tensor([0.5]), None, 290, -1, True),
+                          lambda x: {}),
 }
 
 

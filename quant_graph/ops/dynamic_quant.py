@@ -314,13 +314,15 @@ def _portable(job: _Job) -> None:
                 offset[chunk] = o
 
 
-def _quantized_rows(xf, qd, formula, symmetric, params=None):
+def _quantized_rows(xf, qd, formula, symmetric, params=None, dim=-1):
     """``(y, scale, offset)`` of the float32 rows ``xf`` (any leading dims): the quantization
-    formula with the rows' own max and min or, per tensor, the given ``(scale, offset)``. The
-    portable kernel's step per chunk of rows and, over the whole input, the decomposition."""
-    scale, offset = params if params is not None else dynamic_params(*row_max_min(xf), symmetric=symmetric,
+    formula with the rows' own max and min (the columns' with dim=-2) or, per tensor, the
+    given ``(scale, offset)``. The portable kernel's step per chunk of rows and, over the
+    whole input, the decomposition."""
+    scale, offset = params if params is not None else dynamic_params(*row_max_min(xf, dim), symmetric=symmetric,
                                                                      qd=formula)
-    return quantized(dynamically_scaled(xf, scale, None if symmetric else offset), qd), scale, offset
+    v = dynamically_scaled(xf, scale, None if symmetric else offset, dim)
+    return quantized(v, qd), scale, offset
 
 
 def _portable_per_channel(job: _Job) -> None:
@@ -345,8 +347,7 @@ def _portable_per_channel(job: _Job) -> None:
         if offset is not None:
             offset[b] = o
         for chunk in row_chunks(tokens, cols):
-            # per column is per row of the transpose: the same float32 steps as per token
-            v = dynamically_scaled(widened(chunk).T, s, None if job.symmetric else o).T
+            v = dynamically_scaled(widened(chunk), s, None if job.symmetric else o, dim=-2)
             job.y2d[b * tokens + chunk.start:b * tokens + chunk.stop] = quantized(v, job.qd)
 
 
@@ -402,25 +403,26 @@ def _decomposition(input, *, smooth_scales=None, group_index=None, dst_type=None
     same float32 steps, ``_quantized_rows``, without the portable kernel's row chunks, which
     only bound its temporaries), for the compiled path to fuse; see ``_registry``.
 
-    Integer formats (int8, int4) per token and per tensor, with or without smooth_scales.
-    NotImplemented, so the call stays the eager kernel, for: group_index (its row ends are
-    tensor data, which the eager kernel validates and reads row by row), perchannel, and the
+    Integer formats (int8, int4) per token, per tensor and per channel, with or without
+    smooth_scales. NotImplemented, so the call stays the eager kernel, for: group_index (its
+    row ends are tensor data, which the eager kernel validates and reads row by row), and the
     float formats (float8, hifloat8), whose casts inductor's code is not checked to round as
     the kernels do.
     """
     qd = check_args(input, smooth_scales, group_index, dst_type, quant_mode, dst_type_max, symmetric=symmetric)
-    if group_index is not None or quant_mode == "perchannel" or qd.is_float:
+    if group_index is not None or qd.is_float:
         return NotImplemented
     xf = input.float()
     if smooth_scales is not None:
-        xf = xf * smooth_scales.float()
+        # per channel, one factor per token: it scales the rows
+        xf = xf * (smooth_scales.float().unsqueeze(-1) if quant_mode == "perchannel" else smooth_scales.float())
     # dst_type_max is 0 here (hifloat8 only): the scale formula takes qd's own range
     params = None
     if quant_mode == "pertensor":
         # an empty tensor counts as all zeros (scale 0), as in both kernels
         tensor_min, tensor_max = torch.aminmax(xf) if xf.numel() else (xf.new_zeros(()), xf.new_zeros(()))
         params = dynamic_params(tensor_max.reshape(1), tensor_min.reshape(1), symmetric=symmetric, qd=qd)
-    y, scale, offset = _quantized_rows(xf, qd, qd, symmetric, params)
+    y, scale, offset = _quantized_rows(xf, qd, qd, symmetric, params, dim=-2 if quant_mode == "perchannel" else -1)
     return (y, scale) if symmetric else (y, scale, offset)
 
 

@@ -208,3 +208,25 @@ def _eager(affine_quant, input, scales, zero_points, dtype, axis=1, div_mode=Tru
 
 OP.portable(functools.partial(_eager, _numerics.affine_quant))
 OP.cpu(functools.partial(_eager, native.affine_quant))
+
+
+@OP.decompose
+def _decomposition(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    """The eager kernel's formula over the whole input in torch ops, bit for bit (the same
+    float32 steps as ``_numerics.affine_quant``, broadcast instead of row by row), for the
+    compiled path to fuse; see ``_registry``. Every mode and format but hifloat8 (290), whose
+    encoder is not written for inductor: NotImplemented, so the call stays the eager kernel."""
+    qd = check_args(input, scales, zero_points, dtype, axis, div_mode)
+    if qd.encoding == "hifloat8":
+        return NotImplemented
+    if div_mode:
+        # the parameters run along axis: [channels] (or [1]) broadcast over the dims after it
+        along = (-1,) + (1,) * (input.dim() - 1 - axis % input.dim())
+        scale = (1.0 / scales.float()).view(along)
+    else:
+        along = (-1, 1) if axis == -2 else (-1,)
+        scale = scales.float().reshape(along)
+    v = input.contiguous().float() * scale
+    if zero_points is not None:
+        v = v + zero_points.float().reshape(along)
+    return _numerics.quantized(v, qd)
