@@ -340,26 +340,44 @@ static inline f32xN select_lanes(i32xN mask, f32xN a, f32xN b) {
     return (f32xN)(((i32xN)a & mask) | ((i32xN)b & ~mask));
 }
 
+/* a > b ? a : b and a < b ? a : b, lane by lane. x86's maxps/minps are exactly these selects
+ * (on NaN or equal lanes they return b), in one instruction where the masks take two; an
+ * unordered compare finds a NaN in either of two vectors in one. */
+#if defined(__AVX512F__)
+#define lanes_max(a, b) ((f32xN)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define lanes_min(a, b) ((f32xN)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define lanes_either_nan(a, b) ((i32xN)_mm512_maskz_mov_epi32(_mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_UNORD_Q), _mm512_set1_epi32(-1)))
+#elif defined(__AVX__)
+#define lanes_max(a, b) ((f32xN)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define lanes_min(a, b) ((f32xN)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define lanes_either_nan(a, b) ((i32xN)_mm256_cmp_ps((__m256)(a), (__m256)(b), _CMP_UNORD_Q))
+#else
+#define lanes_max(a, b) select_lanes((a) > (b), (a), (b))
+#define lanes_min(a, b) select_lanes((a) < (b), (a), (b))
+#define lanes_either_nan(a, b) (((a) != (a)) | ((b) != (b)))
+#endif
+
 static row_stats stats_of(const float *restrict v, int64_t n) {
     f32xN mx = {0}, mn = {0};
     i32xN nan = {0};
     mx -= INFINITY;
     mn += INFINITY;
     int64_t i = 0;
-    /* two independent chains per statistic, so a compare-blend's latency is hidden */
+    /* two independent chains per statistic, so an instruction's latency is hidden */
     f32xN mx2 = mx, mn2 = mn;
     for (; i + 2 * QG_LANES <= n; i += 2 * QG_LANES) {
         f32xN x, y;
         memcpy(&x, v + i, sizeof x);
         memcpy(&y, v + i + QG_LANES, sizeof y);
-        nan |= (x != x) | (y != y);
-        mx = select_lanes(x > mx, x, mx);
-        mn = select_lanes(x < mn, x, mn);
-        mx2 = select_lanes(y > mx2, y, mx2);
-        mn2 = select_lanes(y < mn2, y, mn2);
+        /* max/min pass over a NaN: it is tracked apart, for two vectors in one compare */
+        nan |= lanes_either_nan(x, y);
+        mx = lanes_max(x, mx);
+        mn = lanes_min(x, mn);
+        mx2 = lanes_max(y, mx2);
+        mn2 = lanes_min(y, mn2);
     }
-    mx = select_lanes(mx2 > mx, mx2, mx);
-    mn = select_lanes(mn2 < mn, mn2, mn);
+    mx = lanes_max(mx2, mx);
+    mn = lanes_min(mn2, mn);
     row_stats s = {-INFINITY, INFINITY, 0.0f, 0};
     for (int j = 0; j < QG_LANES; j++) {
         s.nan |= nan[j] != 0;
