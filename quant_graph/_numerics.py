@@ -96,7 +96,8 @@ def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
     ``qg_affine_quant`` in csrc/kernels.c, whose comment gives the parameter layouts:
     per_row: ``scale``/``zero`` float32 ``[period]``, row r uses entry ``r % period``;
     otherwise ``scale`` float32 ``[groups, cols]`` (row group from cumulative ``ends``, or
-    row 0) and ``zero`` float32 ``[cols]`` or None. ``out``: ``[rows, packed cols]``.
+    row 0) and ``zero`` float32 ``[cols]``, ``[1]`` (one value for every column) or None.
+    ``out``: ``[rows, packed cols]``.
     """
     rows, cols = x2d.shape
     if ends is not None:

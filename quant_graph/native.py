@@ -167,7 +167,7 @@ def _affine_quant_extents(a: dict) -> dict[str, int]:
     if a["per_row"]:
         scale = zero = min(rows, a["period"])
     else:
-        scale, zero = (groups if a["group_ends"] is not None else 1) * cols, cols
+        scale, zero = (groups if a["group_ends"] is not None else 1) * cols, 1 if a["zero_is_scalar"] else cols
     param = _IN_BYTES[a["param_dtype"]]
     return {"x": rows * cols * _IN_BYTES[a["x_dtype"]], "scale": param * scale, "zero": param * zero,
             "group_ends": 8 * groups, "y": rows * _row_bytes(a["out_kind"], cols)}
@@ -196,8 +196,9 @@ DYNAMIC_QUANT = Kernel("qg_dynamic_quant", [
     units=lambda a: a["cols"] if a["per_channel"] else a["rows"])  # per channel: the columns
 AFFINE_QUANT = Kernel("qg_affine_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("cols", "int64_t"),
-    ("scale", "const void *", _IN), ("zero", "const void *", _IN), ("param_dtype", "int32_t"), ("per_row", "int32_t"),
-    ("period", "int64_t"), ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), *_FORMAT,
+    ("scale", "const void *", _IN), ("zero", "const void *", _IN), ("zero_is_scalar", "int32_t"),
+    ("param_dtype", "int32_t"), ("per_row", "int32_t"), ("period", "int64_t"),
+    ("group_ends", "const int64_t *", _I64), ("groups", "int64_t"), *_FORMAT,
     ("y", "void *", _QUANT_OUT), ("threads", "int32_t")], _affine_quant_extents)
 DEQUANT_SWIGLU_QUANT = Kernel("qg_dequant_swiglu_quant", [
     ("x", "const void *", _IN), ("x_dtype", "int32_t"), ("rows", "int64_t"), ("h", "int64_t"),
@@ -471,6 +472,6 @@ def affine_quant(x2d, scale, zero, *, per_row, period=1, ends=None, qd, out):
         return
     rows, cols = x2d.shape
     AFFINE_QUANT(x=x2d, x_dtype=IN_DTYPE[x2d.dtype], rows=rows, cols=cols, scale=scale, zero=zero,
-                 param_dtype=IN_DTYPE[scale.dtype], per_row=per_row,
-                 period=period, group_ends=ends, groups=0 if ends is None else ends.numel(), **format_args(qd),
-                 y=out)
+                 zero_is_scalar=int(not per_row and zero is not None and zero.numel() == 1),
+                 param_dtype=IN_DTYPE[scale.dtype], per_row=per_row, period=period, group_ends=ends,
+                 groups=0 if ends is None else ends.numel(), **format_args(qd), y=out)

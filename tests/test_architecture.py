@@ -187,8 +187,9 @@ def test_public_functions_are_typed_and_documented(name):
                                 out_kind=0, out_lo=-128.0, out_hi=127.0, dst_max=127.0, dst_span=255.0,
                                 y=torch.zeros(2, 8, dtype=torch.int8), scale=torch.zeros(2), offset=None), "x"),
     (native.AFFINE_QUANT, dict(x=torch.zeros(2, 8), x_dtype=2, rows=2, cols=8, scale=torch.zeros(1, 7), zero=None,
-                               param_dtype=2, per_row=0, period=1, group_ends=None, groups=0, out_kind=0, out_lo=-128.0,
-                               out_hi=127.0, y=torch.zeros(2, 8, dtype=torch.int8)), "scale"),
+                               zero_is_scalar=0, param_dtype=2, per_row=0, period=1, group_ends=None, groups=0,
+                               out_kind=0, out_lo=-128.0, out_hi=127.0, y=torch.zeros(2, 8, dtype=torch.int8)),
+     "scale"),
     (native.DEQUANT_SWIGLU_QUANT, dict(
         x=torch.zeros(2, 8, dtype=torch.int32), x_dtype=3, rows=2, h=4, bias=None, weight_scale=torch.zeros(8),
         weight_stride=8, activation_scale=None, float_bias=None, quant_scale=None, quant_stride=0, quant_offset=None,

@@ -27,6 +27,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/reciprocal.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
@@ -109,24 +110,6 @@ Tensor float32(const Tensor &t) {
     if (src.numel() > 0)
         bound.widen(dst.mutable_data_ptr<float>(), src.const_data_ptr(), in_dtype(src.scalar_type()), src.numel());
     return dst;
-}
-
-/* The float tensor `t` of `cols` elements, or of one element meaning all `cols`, as a float32
- * [cols] row (what the Python kernels' expand(cols).contiguous() gives). */
-Tensor float32_row(const Tensor &t, int64_t cols) {
-    if (t.numel() == cols) return float32(t).reshape({cols});
-    Tensor row = at::empty({cols}, t.options().dtype(at::kFloat));
-    float value;
-    bound.widen(&value, t.contiguous().const_data_ptr(), in_dtype(t.scalar_type()), 1);
-    std::fill_n(row.mutable_data_ptr<float>(), cols, value);
-    return row;
-}
-
-/* A float parameter tensor of `cols` elements, or of one meaning all, as a [cols] row for
- * qg_affine_quant: the tensor itself (contiguous, in its dtype, which the kernel widens) or
- * float32_row's fill. */
-Tensor param_row(const Tensor &t, int64_t cols) {
-    return t.numel() == cols ? t.contiguous().reshape({cols}) : float32_row(t, cols);
 }
 
 /* An int32 or int64 group_index (row ends or row counts) as a contiguous int64 tensor. */
@@ -219,8 +202,10 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10
 /* y = saturate(x * scale + zero) in `format` with per-column parameters: scale a float32
  * [groups, cols] table (row group from `ends`, else row 0), zero float32 [cols] or undefined.
  * False: the kernel wrote nothing (out of memory). */
+/* qg_affine_quant on x as [rows, cols]. Parameters per column (scale [groups, cols], zero
+ * [cols] or, zero_is_scalar, one value), or, per_row, one scale and zero for every row. */
 bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &scale, const Tensor &zero,
-                  const Tensor &ends, const Format &format, Tensor &y) {
+                  bool zero_is_scalar, bool per_row, const Tensor &ends, const Format &format, Tensor &y) {
     y = at::empty(x.sizes(), x.options().dtype(format.storage));
     qg_affine_quant_args a;
     std::memset(&a, 0, sizeof a);
@@ -232,7 +217,9 @@ bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &sca
     TORCH_INTERNAL_ASSERT(!zero.defined() || zero.scalar_type() == scale.scalar_type());
     a.scale = scale.const_data_ptr();
     a.zero = zero.defined() ? zero.const_data_ptr() : nullptr;
+    a.zero_is_scalar = zero_is_scalar;
     a.param_dtype = in_dtype(scale.scalar_type());
+    a.per_row = per_row;
     a.period = 1;
     a.group_ends = ends.defined() ? ends.const_data_ptr<int64_t>() : nullptr;
     a.groups = ends.defined() ? ends.numel() : 0;
@@ -274,19 +261,9 @@ const Format *quantize_fast_path(const Tensor &input, const Tensor &scales, cons
     return format;
 }
 
-/* 1 / t in float32 as a [cols] row, t of `cols` elements or of one meaning all: the Python
- * kernel's 1.0 / scales.float() (torch.quantize_per_channel's float32 reciprocal). */
-Tensor float32_reciprocal_row(const Tensor &t, int64_t cols) {
-    const Tensor values = float32(t).reshape({-1});
-    const float *s = values.const_data_ptr<float>();
-    Tensor inverse = at::empty({cols}, values.options());
-    float *d = inverse.mutable_data_ptr<float>();
-    if (values.numel() == cols)
-        for (int64_t i = 0; i < cols; i++) d[i] = 1.0f / s[i];
-    else
-        std::fill_n(d, cols, 1.0f / s[0]);
-    return inverse;
-}
+/* 1 / t in float32, flat: the Python kernel's 1.0 / scales.float() (torch.quantize_per_channel's
+ * float32 reciprocal; aten's vectorized loop is an IEEE division too, the same bits). */
+Tensor float32_reciprocal(const Tensor &t) { return at::reciprocal(float32(t).reshape({-1})); }
 
 /* npu_group_quant's common case: int8 out (dst_dtype absent, int8 or qint8); x a contiguous,
  * non-empty 2-D [S, H] float CPU tensor; scale a 2-D [G, H] float CPU tensor, G >= 1;
@@ -510,12 +487,15 @@ struct Kernels {
         if (format) {
             const int64_t cols = input.size(-1);
             // div_mode=True multiplies by the float32 reciprocal, as the Python kernel does;
-            // div_mode=False passes [cols] parameters as they are (zero_points share scales' dtype
-            // and shape), 1-element ones as float32 rows
-            const Tensor scale = div_mode ? float32_reciprocal_row(scales, cols) : param_row(scales, cols);
-            const Tensor zero = zero_points.has_value() ? param_row(*zero_points, cols) : Tensor();
+            // div_mode=False passes the parameters as they are (zero_points share scales' dtype
+            // and shape). One scale (per tensor) is the kernel's per-row mode with one period:
+            // no [cols] row of copies to fill.
+            const Tensor scale = div_mode ? float32_reciprocal(scales) : scales.contiguous();
+            const Tensor zero = zero_points.has_value() ? zero_points->contiguous() : Tensor();
             Tensor y;
-            if (affine_quant(input, input.numel() / cols, cols, scale, zero, Tensor(), *format, y)) return y;
+            if (affine_quant(input, input.numel() / cols, cols, scale, zero, false, scales.numel() == 1, Tensor(),
+                             *format, y))
+                return y;
         }
         static const auto op = op_handle<QuantizeSignature>(ns, "npu_quantize");
         return op.redispatch(rest, input, scales, zero_points, dtype, axis, div_mode);
@@ -528,9 +508,10 @@ struct Kernels {
         Tensor ends;
         if (rest.highestPriorityTypeId() == c10::DispatchKey::CPU &&
             group_quant_fast_path(x, scale, group_index, offset, dst_dtype, ends)) {
-            const Tensor zero = offset.has_value() ? float32_row(*offset, x.size(1)) : Tensor();
+            const Tensor zero = offset.has_value() ? float32(*offset) : Tensor();
             Tensor y;
-            if (affine_quant(x, x.size(0), x.size(1), float32(scale), zero, ends, bound.int8, y)) return y;
+            if (affine_quant(x, x.size(0), x.size(1), float32(scale), zero, true, false, ends, bound.int8, y))
+                return y;
         }
         static const auto op = op_handle<GroupQuantSignature>(ns, "npu_group_quant");
         return op.redispatch(rest, x, scale, group_index, offset, dst_dtype);

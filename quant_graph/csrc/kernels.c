@@ -677,15 +677,16 @@ static const float *float32_params(const void *table, int dtype, int64_t n, floa
  * zero unless NULL, are tables of param_dtype: float32, or float16/bfloat16, widened here
  * once (a caller widening them into new tensors spent 2 us per table on a one-token call).
  *   per_row = 0: parameters vary along cols: scale row g (g from group_ends, else 0) of a
- *                [groups, cols] table, zero NULL or [cols].
+ *                [groups, cols] table, zero NULL, [cols], or one value for every column
+ *                (zero_is_scalar: a caller expanding it into a row spent 2 us on a one-token call).
  *   per_row = 1: one scale/zero per row, index r % period.
  */
 int qg_affine_quant(const qg_affine_quant_args *a) {
-    const int x_dtype = a->x_dtype, per_row = a->per_row, threads = a->threads;
+    const int x_dtype = a->x_dtype, per_row = a->per_row, zero_is_scalar = a->zero_is_scalar, threads = a->threads;
     const int64_t rows = a->rows, cols = a->cols, period = a->period, groups = a->groups;
     const int64_t *group_ends = a->group_ends;
     const int64_t scale_n = per_row ? (rows < period ? rows : period) : (group_ends ? groups : 1) * cols,
-                  zero_n = per_row ? scale_n : cols;
+                  zero_n = per_row ? scale_n : zero_is_scalar ? 1 : cols;
     float *owned_scale, *owned_zero;
     const float *scale = float32_params(a->scale, a->param_dtype, scale_n, &owned_scale),
                 *zero = float32_params(a->zero, a->param_dtype, zero_n, &owned_zero);
@@ -716,7 +717,10 @@ int qg_affine_quant(const qg_affine_quant_args *a) {
                 if (group_ends) g = group_of_row(group_ends, groups, r, g);
                 const float *s = scale + g * cols;
                 /* one pass over buf: a multiply, then an add, each rounded (no FMA) */
-                if (zero)
+                if (zero && zero_is_scalar) {
+                    const float z = zero[0];
+                    for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i] + z;
+                } else if (zero)
                     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i] + zero[i];
                 else
                     for (int64_t i = 0; i < cols; i++) buf[i] = buf[i] * s[i];

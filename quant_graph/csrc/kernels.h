@@ -32,7 +32,8 @@ enum qg_status { QG_OK = 0, QG_OUT_OF_MEMORY = 1 };
     X(float *, offset) X(int32_t, threads)
 #define QG_AFFINE_QUANT_ARGS(X)                                                                         \
     X(const void *, x) X(int32_t, x_dtype) X(int64_t, rows) X(int64_t, cols) X(const void *, scale)   \
-    X(const void *, zero) X(int32_t, param_dtype) X(int32_t, per_row) X(int64_t, period)              \
+    X(const void *, zero) X(int32_t, zero_is_scalar) X(int32_t, param_dtype) X(int32_t, per_row)     \
+    X(int64_t, period)                                                                                \
     X(const int64_t *, group_ends) X(int64_t, groups) X(int32_t, out_kind) X(double, out_lo)          \
     X(double, out_hi) X(void *, y) X(int32_t, threads)
 #define QG_DEQUANT_SWIGLU_QUANT_ARGS(X)                                                                 \

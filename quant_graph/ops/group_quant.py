@@ -101,7 +101,7 @@ def _eager(affine_quant, x, scale, group_index, *, offset=None, dst_dtype=None):
     y = x.new_empty(qd.stored_shape(x.shape), dtype=qd.storage)
     if y.numel() == 0:  # nothing to write; an empty tensor's data pointer may be NULL, never for C
         return y
-    zero = None if offset is None else offset.float().reshape(1).expand(x.shape[1]).contiguous()
+    zero = None if offset is None else offset.float().reshape(1)
     affine_quant(x.contiguous(), scale.float().contiguous(), zero, per_row=False,
                  ends=group_index.to(torch.int64).contiguous(), qd=qd, out=y)
     return y
