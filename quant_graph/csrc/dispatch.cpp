@@ -199,11 +199,10 @@ bool dynamic_quant(const Tensor &input, const OptionalTensor &smooth_scales, c10
     return bound.dynamic_quant(&a) == QG_OK;
 }
 
-/* y = saturate(x * scale + zero) in `format` with per-column parameters: scale a float32
- * [groups, cols] table (row group from `ends`, else row 0), zero float32 [cols] or undefined.
+/* y = saturate(x * scale + zero) in `format`, x as [rows, cols], zero undefined or of scale's
+ * dtype. Per column: scale a [groups, cols] table (row group from `ends`, else row 0), zero
+ * [cols] or, zero_is_scalar, one value; per_row: one scale and zero for every row.
  * False: the kernel wrote nothing (out of memory). */
-/* qg_affine_quant on x as [rows, cols]. Parameters per column (scale [groups, cols], zero
- * [cols] or, zero_is_scalar, one value), or, per_row, one scale and zero for every row. */
 bool affine_quant(const Tensor &x, int64_t rows, int64_t cols, const Tensor &scale, const Tensor &zero,
                   bool zero_is_scalar, bool per_row, const Tensor &ends, const Format &format, Tensor &y) {
     y = at::empty(x.sizes(), x.options().dtype(format.storage));
